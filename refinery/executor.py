@@ -1,0 +1,115 @@
+"""Ray execution: one task per work unit, models loaded once per worker process.
+
+Each task runs the pipeline over its unit and streams the results to Parquet
+part files in the staging area, returning only small metadata; the driver
+never holds documents, so memory stays bounded whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import ray
+
+from refinery.config import PipelineConfig
+from refinery.counters import Counters
+from refinery.pipeline import PipelineRunner
+from refinery.readers import WorkUnit, read_unit
+from refinery.schema import REJECT_SCHEMA
+from refinery.store.shards import PartWriter
+
+# Per worker process: built pipelines keyed by (config hash, mode, store).  Ray
+# reuses worker processes across tasks, so models load once per process.
+_RUNNERS: dict[tuple[str, str, str | None], PipelineRunner] = {}
+
+
+@dataclass
+class UnitResult:
+    index: int
+    docs_in: int
+    kept_rows: int
+    kept_path: str | None
+    reject_rows: int
+    rejects_path: str | None
+    counters: dict
+
+
+def runner_for(config: PipelineConfig, mode: str, store_root: str | None) -> PipelineRunner:
+    key = (config.config_hash(), mode, store_root)
+    runner = _RUNNERS.get(key)
+    if runner is None:
+        runner = PipelineRunner(config, mode, store_root)
+        runner.setup()
+        _RUNNERS[key] = runner
+    return runner
+
+
+def process_unit(config: PipelineConfig, unit: WorkUnit, staging: str, mode: str, store_root: str | None) -> UnitResult:
+    """Run one work unit end to end; plain Python so tests can call it without Ray."""
+    runner = runner_for(config, mode, store_root)
+    counters = Counters()
+    parts = Path(staging) / "parts"
+    kept = PartWriter(parts / f"unit-{unit.index:06d}.parquet", runner.schema)
+    rejects = PartWriter(parts / f"rejects-{unit.index:06d}.parquet", REJECT_SCHEMA)
+    docs_in = 0
+    for batch in read_unit(unit, config.execution.batch_rows):
+        docs_in += batch.num_rows
+        out, rej = runner.process(batch, counters)
+        kept.write(out)
+        rejects.write(rej)
+    return UnitResult(unit.index, docs_in, kept.rows, kept.close(), rejects.rows, rejects.close(), counters.to_dict())
+
+
+_remote_process_unit = ray.remote(max_retries=3, retry_exceptions=False)(process_unit)
+
+
+def ensure_ray(address: str | None) -> None:
+    """Start local Ray (default) or join a cluster at `address`."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    kwargs: dict = {"ignore_reinit_error": True, "logging_level": "ERROR", "log_to_driver": True}
+    if address:
+        kwargs["address"] = address
+    else:
+        kwargs["include_dashboard"] = False
+    runtime_env = {"env_vars": {"PYTHONWARNINGS": "ignore"}}
+    # Workers must import this package: on a cluster it may not be installed, so ship it.
+    if address:
+        import refinery
+
+        runtime_env["py_modules"] = [str(Path(refinery.__file__).parent)]
+    ray.init(runtime_env=runtime_env, **kwargs)
+
+
+def execute(
+    config: PipelineConfig,
+    units: list[WorkUnit],
+    staging: Path,
+    mode: str,
+    store_root: str | None = None,
+    on_unit_done: Callable[[UnitResult], None] | None = None,
+) -> list[UnitResult]:
+    """Run all units on Ray with a bounded number in flight; results in unit order."""
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1) or 1))
+    limit = max(2, cpus * config.execution.max_in_flight_per_cpu)
+    config_ref = ray.put(config)
+    pending: dict = {}
+    results: dict[int, UnitResult] = {}
+    queue = list(units)
+    while queue or pending:
+        while queue and len(pending) < limit:
+            unit = queue.pop(0)
+            ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, store_root)
+            pending[ref] = unit
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            pending.pop(ref)
+            result: UnitResult = ray.get(ref)
+            results[result.index] = result
+            if on_unit_done:
+                on_unit_done(result)
+    return [results[u.index] for u in units]

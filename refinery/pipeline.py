@@ -1,0 +1,144 @@
+"""Runs the configured stages over record batches: filtering in `run`, labelling in `annotate`.
+
+This is the unit of work a Ray task executes; it knows nothing about Ray, so
+stages and the runner are tested as plain Python.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from refinery.config import PipelineConfig
+from refinery.counters import Counters
+from refinery.schema import INPUT_SCHEMA, PROVENANCE_COLUMNS, REJECT_SCHEMA, VERDICT_FIELD
+from refinery.stages import STAGE_TYPES, Stage
+from refinery.stages.base import StageContext
+
+READ_STAGE = "read"
+
+
+def output_schema(config: PipelineConfig, mode: str) -> pa.Schema:
+    """Shard schema (run) or annotate schema: provenance, text, every stage's columns."""
+    fields = [INPUT_SCHEMA.field(c) for c in PROVENANCE_COLUMNS] + [INPUT_SCHEMA.field("text")]
+    names = {f.name for f in fields}
+    for spec in config.stages:
+        for f in STAGE_TYPES[spec.name].fields:
+            if f.name not in names:
+                fields.append(f)
+                names.add(f.name)
+    if mode == "annotate":
+        fields.append(VERDICT_FIELD)
+    return pa.schema(fields)
+
+
+def _sampled(doc_id: str, rate: float) -> bool:
+    return xxhash.xxh3_64_intdigest(doc_id.encode()) < rate * 2**64
+
+
+class PipelineRunner:
+    def __init__(self, config: PipelineConfig, mode: str = "run", store_root: str | None = None) -> None:
+        if mode not in ("run", "annotate"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.config = config
+        self.mode = mode
+        context = StageContext(mode=mode, store_root=store_root)
+        self.stages: list[Stage] = [STAGE_TYPES[s.name](s.options, context) for s in config.stages]
+        self.schema = output_schema(config, mode)
+        self._ready = False
+
+    def setup(self) -> None:
+        if not self._ready:
+            for stage in self.stages:
+                stage.setup()
+            self._ready = True
+
+    def model_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        for stage in self.stages:
+            info.update(stage.model_info())
+        return info
+
+    def _rejects(self, batch: pa.RecordBatch, mask: list[bool], stage: str, reasons, details, dup_of) -> list[dict]:
+        policy = self.config.rejects
+        if policy.mode == "none":
+            return []
+        cols = {name: batch.column(name).to_pylist() for name in PROVENANCE_COLUMNS}
+        langs = batch.column("language").to_pylist() if "language" in batch.schema.names else None
+        texts = batch.column("text").to_pylist() if policy.keep_text else None
+        rows = []
+        for i, dropped in enumerate(mask):
+            if not dropped:
+                continue
+            if policy.mode == "sample" and not _sampled(cols["doc_id"][i], policy.sample_rate):
+                continue
+            row = {c: cols[c][i] for c in PROVENANCE_COLUMNS}
+            row.update(
+                stage=stage,
+                reason=reasons[i],
+                detail=details[i] if details else None,
+                dup_of=dup_of[i] if dup_of else None,
+                language=langs[i] if langs else None,
+                text=texts[i] if texts else None,
+            )
+            rows.append(row)
+        return rows
+
+    def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = []
+        for f in self.schema:
+            if f.name in batch.schema.names:
+                arrays.append(batch.column(f.name).cast(f.type))
+            else:
+                arrays.append(pa.nulls(batch.num_rows, f.type))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def process(self, batch: pa.RecordBatch, counters: Counters) -> tuple[pa.RecordBatch, pa.Table]:
+        """Return (output rows, reject rows) for one input batch, updating `counters`."""
+        self.setup()
+        reject_rows: list[dict] = []
+        verdict: list[str | None] = [None] * batch.num_rows
+
+        # Records the reader could not parse are drops of the pseudo-stage `read`.
+        errors = batch.column("read_error").to_pylist()
+        c = counters.stage(READ_STAGE)
+        c.docs_in += batch.num_rows
+        read_reasons = ["read_error" if e is not None else None for e in errors]
+        batch = self._apply(batch, READ_STAGE, read_reasons, errors, None, c, reject_rows, verdict)
+
+        for stage in self.stages:
+            c = counters.stage(stage.name)
+            c.docs_in += batch.num_rows
+            if batch.num_rows == 0:
+                continue
+            start = time.perf_counter()
+            result = stage.process(batch)
+            c.seconds += time.perf_counter() - start
+            batch = self._apply(
+                result.batch, stage.name, result.reasons, result.details, result.dup_of, c, reject_rows, verdict
+            )
+        if self.mode == "annotate":
+            batch = batch.append_column(VERDICT_FIELD, pa.array([v or "keep" for v in verdict], pa.string()))
+        rejects = pa.Table.from_pylist(reject_rows, schema=REJECT_SCHEMA)
+        return self._conform(batch), rejects
+
+    def _apply(self, batch, stage_name, reasons, details, dup_of, c, reject_rows, verdict) -> pa.RecordBatch:
+        mask = [r is not None for r in reasons]
+        for r in reasons:
+            if r is not None:
+                c.dropped[r] += 1
+        if self.mode == "annotate":
+            for i, r in enumerate(reasons):
+                if r is not None and verdict[i] is None:
+                    verdict[i] = f"{stage_name}:{r}"
+            c.docs_out += batch.num_rows - sum(mask)
+            return batch
+        if any(mask):
+            reject_rows.extend(self._rejects(batch, mask, stage_name, reasons, details, dup_of))
+            batch = batch.filter(pc.invert(pa.array(mask, pa.bool_())))
+        c.docs_out += batch.num_rows
+        return batch

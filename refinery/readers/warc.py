@@ -1,0 +1,72 @@
+"""WARC reader (fastwarc): HTML responses only, corrupt records reported, not fatal."""
+
+from __future__ import annotations
+
+from refinery.readers.records import error_row
+
+from typing import Iterator
+
+from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def _iterator(f, parse_http: bool) -> ArchiveIterator:
+    return ArchiveIterator(f, record_types=WarcRecordType.any_type, parse_http=parse_http)
+
+
+def count_records(path: str) -> int:
+    n = 0
+    try:
+        with open(path, "rb") as f:
+            for _ in _iterator(f, parse_http=False):
+                n += 1
+    except Exception:  # noqa: BLE001 - the reading task reports the error per record
+        pass
+    return n
+
+
+def _is_html(record) -> bool:
+    ctype = (record.http_headers.get("Content-Type") or "").lower() if record.http_headers else ""
+    if ctype:
+        return any(t in ctype for t in _HTML_TYPES)
+    return False
+
+
+def iter_records(path: str, start: int, count: int | None) -> Iterator[dict]:
+    end = None if count is None else start + count
+    index = -1
+    try:
+        with open(path, "rb") as f:
+            for index, record in enumerate(_iterator(f, parse_http=True)):
+                if index < start:
+                    continue
+                if end is not None and index >= end:
+                    return
+                if record.record_type != WarcRecordType.response:
+                    continue
+                record_id = record.record_id or f"offset:{record.stream_pos}"
+                url = record.headers.get("WARC-Target-URI")
+                try:
+                    if not record.is_http:
+                        continue
+                    if record.http_headers is None or not _is_html(record):
+                        continue
+                    status = record.http_headers.status_code
+                    if status is not None and status != 200:
+                        continue
+                    payload = record.reader.read()
+                    yield {
+                        "record_id": record_id,
+                        "url": url.strip("<>") if url else None,
+                        "fetch_time": record.record_date,
+                        "html": payload,
+                        "http_charset": record.http_charset,
+                        "text": None,
+                        "read_error": None,
+                    }
+                except Exception as err:  # noqa: BLE001
+                    yield error_row(record_id, f"corrupt record: {err}", url)
+    except Exception as err:  # noqa: BLE001 - a broken stream ends the file, reported once
+        yield error_row(f"offset-error:{index + 1}", f"unreadable WARC after record {index + 1}: {err}")
+

@@ -1,0 +1,14 @@
+"""Stage registry: the YAML stage name -> the class that implements it."""
+
+from __future__ import annotations
+
+from refinery.stages.base import Stage, StageResult
+from refinery.stages.extract import ExtractStage
+from refinery.stages.langid import LangIdStage
+from refinery.stages.quality import QualityStage
+
+STAGE_TYPES: dict[str, type[Stage]] = {
+    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage)
+}
+
+__all__ = ["STAGE_TYPES", "Stage", "StageResult"]

@@ -1,0 +1,66 @@
+"""The stage interface: a plain class mapping an Arrow record batch to an Arrow record batch.
+
+A stage appends (or replaces) its own columns and says, per row, which of its
+rules would drop the document (None = keep).  The runner, not the stage,
+decides what happens to drops: filtered out in `run`, kept and labelled in
+`annotate`.  New stages (dedup, perplexity, toxicity) slot in by subclassing
+Stage and registering in `refinery.stages.STAGE_TYPES`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from refinery.config import StrictModel
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may know about the run it is part of."""
+
+    mode: str = "run"  # "run" filters and commits; "annotate" scores everything, commits nothing
+    store_root: str | None = None  # the corpus store (read-only in annotate)
+
+
+@dataclass
+class StageResult:
+    batch: pa.RecordBatch
+    reasons: list[str | None]  # rule that drops each row, None to keep
+    details: list[str | None] | None = None  # free text for the rejects table (e.g. an error)
+    dup_of: list[str | None] | None = None  # for dedup: the kept copy's doc_id
+
+
+class Stage(ABC):
+    name: ClassVar[str]
+    order: ClassVar[int]  # canonical position: pipelines must list stages in this order
+    Options: ClassVar[type[StrictModel]]
+    # Columns the stage adds to every row it sees (shards, rejects, annotate).
+    fields: ClassVar[list[pa.Field]] = []
+
+    def __init__(self, options: Any, context: "StageContext | None" = None) -> None:
+        self.options = options
+        self.context = context or StageContext()
+
+    def setup(self) -> None:
+        """Load models. Called once per worker process, before the first batch."""
+
+    def model_info(self) -> dict[str, Any]:
+        """Name and version of every model used; recorded with each commit."""
+        return {}
+
+    @abstractmethod
+    def process(self, batch: pa.RecordBatch) -> StageResult:
+        """Score every row of `batch`; never raise for one bad document."""
+
+
+def set_column(batch: pa.RecordBatch, field: pa.Field, values: pa.Array | list) -> pa.RecordBatch:
+    """Append `field` to `batch`, or replace it when a column of that name exists."""
+    array = values if isinstance(values, pa.Array) else pa.array(values, type=field.type)
+    idx = batch.schema.get_field_index(field.name)
+    if idx >= 0:
+        return batch.set_column(idx, field, array)
+    return batch.append_column(field, array)

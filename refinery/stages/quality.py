@@ -1,0 +1,346 @@
+"""Heuristic quality rules: Gopher quality and repetition, C4, FineWeb.
+
+Rules run in the order of the FineWeb recipe (Gopher repetition, Gopher
+quality, C4, FineWeb); a dropped document is named by the first rule it fails
+(`quality:gopher_stop_words`).  Every threshold is nullable: null switches that
+rule off.  Every signal is also written as a `q_*` column so `annotate` shows
+operators how far each document is from each threshold.
+
+C4's line rules edit the text (removing lines), as in C4 and datatrove; the
+FineWeb rules then see the edited text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from pydantic import Field
+
+from refinery.config import StrictModel
+from refinery.stages import text_stats as ts
+from refinery.stages.base import Stage, StageResult, set_column
+
+DEFAULT_STOP_WORDS: dict[str, list[str]] = {
+    # Gopher's English list; the others are the commonest function words of each language.
+    "en": ["the", "be", "to", "of", "and", "that", "have", "with"],
+    "de": ["der", "die", "und", "in", "den", "von", "zu", "das", "mit", "sich", "des", "auf", "ist"],
+    "fr": ["de", "la", "le", "et", "les", "des", "en", "un", "du", "une", "que", "est", "pour"],
+    "es": ["de", "la", "que", "el", "en", "y", "los", "del", "se", "las", "por", "un", "para"],
+    "ru": ["и", "в", "не", "на", "что", "с", "по", "это", "как", "из", "к", "для"],
+    "it": ["di", "e", "il", "la", "che", "in", "per", "un", "del", "della", "non", "con"],
+    "pt": ["de", "a", "o", "que", "e", "do", "da", "em", "um", "para", "com", "não"],
+    "nl": ["de", "het", "een", "en", "van", "in", "is", "dat", "op", "te", "voor", "met"],
+    "pl": ["w", "i", "na", "z", "się", "nie", "do", "to", "że", "jest", "o", "jak"],
+    "zh": ["的", "了", "是", "在", "和", "有", "我", "不", "这", "也"],
+    "ja": ["の", "に", "は", "を", "た", "が", "で", "て", "と", "し"],
+}
+
+
+class GopherRepetitionOptions(StrictModel):
+    dup_para_frac: float | None = 0.3
+    dup_para_char_frac: float | None = 0.2
+    dup_line_frac: float | None = 0.3
+    dup_line_char_frac: float | None = 0.2
+    top_n_grams: dict[int, float | None] = Field(default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16})
+    dup_n_grams: dict[int, float | None] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    )
+
+
+class GopherQualityOptions(StrictModel):
+    min_doc_words: int | None = 50
+    max_doc_words: int | None = 100_000
+    min_avg_word_length: float | None = 3.0
+    max_avg_word_length: float | None = 10.0
+    max_symbol_word_ratio: float | None = 0.1
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    min_alpha_words_ratio: float | None = 0.8
+    min_stop_words: int | None = 2
+    stop_words: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_STOP_WORDS))
+
+
+class C4Options(StrictModel):
+    filter_no_terminal_punct: bool = False  # off in FineWeb; on in the original C4
+    min_num_sentences: int | None = 5
+    min_words_per_line: int | None = 3
+    max_word_length: int | None = 1000
+    filter_lorem_ipsum: bool = True
+    filter_javascript: bool = True
+    filter_curly_bracket: bool = True
+    filter_policy: bool = True
+    remove_citations: bool = True
+
+
+class FineWebOptions(StrictModel):
+    line_punct_thr: float | None = 0.12
+    line_punct_exclude_zero: bool = False
+    short_line_thr: float | None = 0.67
+    short_line_length: int = 30
+    char_duplicates_ratio: float | None = 0.01
+    new_line_ratio: float | None = 0.3
+
+
+class CjkOptions(StrictModel):
+    """Character-based equivalents for languages written without spaces."""
+
+    languages: list[str] = Field(default_factory=lambda: ["zh", "ja"])
+    chars_per_word: int = Field(2, ge=1, description="n-gram rules use n x this many characters")
+    min_doc_chars: int | None = 100  # replaces gopher min_doc_words
+    max_doc_chars: int | None = 300_000
+    min_words_per_line_chars: int | None = 6  # replaces c4 min_words_per_line
+
+
+class QualityOptions(StrictModel):
+    gopher_repetition: GopherRepetitionOptions | None = GopherRepetitionOptions()
+    gopher_quality: GopherQualityOptions | None = GopherQualityOptions()
+    c4: C4Options | None = C4Options()
+    fineweb: FineWebOptions | None = FineWebOptions()
+    cjk: CjkOptions = CjkOptions()
+
+
+TOP_NS = (2, 3, 4)
+DUP_NS = (5, 6, 7, 8, 9, 10)
+_F64 = pa.float64()
+_I32 = pa.int32()
+SIGNAL_FIELDS: list[pa.Field] = (
+    [
+        pa.field("q_dup_para_frac", _F64),
+        pa.field("q_dup_para_char_frac", _F64),
+        pa.field("q_dup_line_frac", _F64),
+        pa.field("q_dup_line_char_frac", _F64),
+    ]
+    + [pa.field(f"q_top_{n}gram_char_frac", _F64) for n in TOP_NS]
+    + [pa.field(f"q_dup_{n}gram_char_frac", _F64) for n in DUP_NS]
+    + [
+        pa.field("q_words", _I32),
+        pa.field("q_avg_word_length", _F64),
+        pa.field("q_hash_ratio", _F64),
+        pa.field("q_ellipsis_ratio", _F64),
+        pa.field("q_bullet_lines_ratio", _F64),
+        pa.field("q_end_ellipsis_lines_ratio", _F64),
+        pa.field("q_alpha_words_ratio", _F64),
+        pa.field("q_stop_words", _I32),
+        pa.field("q_c4_sentences", _I32),
+        pa.field("q_c4_lines_removed", _I32),
+        pa.field("q_line_punct_ratio", _F64),
+        pa.field("q_short_line_ratio", _F64),
+        pa.field("q_char_dup_ratio", _F64),
+        pa.field("q_newline_ratio", _F64),
+    ]
+)
+
+_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+_CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
+
+
+@dataclass
+class Assessment:
+    signals: dict[str, float | int | None] = field(default_factory=dict)
+    reason: str | None = None  # first failing rule
+    text: str | None = None  # text after C4 line removal
+
+    def fail(self, rule: str) -> None:
+        if self.reason is None:
+            self.reason = rule
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else 0.0
+
+
+def _over(value: float, limit: float | None) -> bool:
+    return limit is not None and value > limit
+
+
+def _under(value: float, limit: float | None) -> bool:
+    return limit is not None and value < limit
+
+
+class QualityStage(Stage):
+    name = "quality"
+    order = 30
+    Options = QualityOptions
+    fields = [pa.field("text", pa.string())] + SIGNAL_FIELDS
+
+    def assess(self, text: str | None, language: str | None) -> Assessment:
+        a = Assessment(signals={f.name: None for f in SIGNAL_FIELDS}, text=text)
+        if not text or not text.strip():
+            a.fail("empty")
+            return a
+        opts: QualityOptions = self.options
+        cjk = language in opts.cjk.languages
+        tokens = ts.words(text, cjk)
+        if opts.gopher_repetition:
+            self._gopher_repetition(a, text, tokens, cjk)
+        if opts.gopher_quality:
+            self._gopher_quality(a, text, tokens, language, cjk)
+        if opts.c4:
+            a.text = self._c4(a, text, cjk)
+        if opts.fineweb and a.text:
+            self._fineweb(a, a.text, cjk)
+        if not a.text or not a.text.strip():
+            a.fail("empty")
+        return a
+
+    def _gopher_repetition(self, a: Assessment, text: str, tokens: list[str], cjk: bool) -> None:
+        o = self.options.gopher_repetition
+        s = a.signals
+        n_chars = len(text)
+        paras = ts.paragraphs(text)
+        dup, dup_chars = ts.find_duplicates(paras)
+        s["q_dup_para_frac"] = _ratio(dup, len(paras))
+        s["q_dup_para_char_frac"] = _ratio(dup_chars, n_chars)
+        lines = ts.lines(text)
+        dup, dup_chars = ts.find_duplicates(lines)
+        s["q_dup_line_frac"] = _ratio(dup, len(lines))
+        s["q_dup_line_char_frac"] = _ratio(dup_chars, n_chars)
+        for key, limit in (
+            ("dup_para_frac", o.dup_para_frac),
+            ("dup_para_char_frac", o.dup_para_char_frac),
+            ("dup_line_frac", o.dup_line_frac),
+            ("dup_line_char_frac", o.dup_line_char_frac),
+        ):
+            if _over(s[f"q_{key}"], limit):
+                a.fail(f"gopher_{key}")
+        scale = self.options.cjk.chars_per_word if cjk else 1
+        joiner = "" if cjk else " "
+        for n in TOP_NS:
+            frac = _ratio(ts.top_ngram_chars(tokens, n * scale, joiner), n_chars)
+            s[f"q_top_{n}gram_char_frac"] = frac
+            if _over(frac, o.top_n_grams.get(n)):
+                a.fail(f"gopher_top_{n}gram")
+        for n in DUP_NS:
+            frac = _ratio(ts.duplicate_ngram_chars(tokens, n * scale), n_chars)
+            s[f"q_dup_{n}gram_char_frac"] = frac
+            if _over(frac, o.dup_n_grams.get(n)):
+                a.fail(f"gopher_dup_{n}gram")
+
+    def _gopher_quality(self, a: Assessment, text: str, tokens: list[str], language: str | None, cjk: bool) -> None:
+        o = self.options.gopher_quality
+        cj = self.options.cjk
+        s = a.signals
+        n_tokens = len(tokens) or 1
+        content = [w for w in tokens if not ts.is_symbol(w)]
+        s["q_words"] = len(content)
+        if cjk:
+            n_chars = sum(len(w) for w in content)
+            if _under(n_chars, cj.min_doc_chars):
+                a.fail("gopher_min_doc_words")
+            if _over(n_chars, cj.max_doc_chars):
+                a.fail("gopher_max_doc_words")
+        else:
+            if _under(len(content), o.min_doc_words):
+                a.fail("gopher_min_doc_words")
+            if _over(len(content), o.max_doc_words):
+                a.fail("gopher_max_doc_words")
+        avg = _ratio(sum(len(w) for w in content), len(content))
+        s["q_avg_word_length"] = avg
+        if not cjk:  # one character per word is what CJK text is made of
+            if _under(avg, o.min_avg_word_length):
+                a.fail("gopher_min_avg_word_length")
+            if _over(avg, o.max_avg_word_length):
+                a.fail("gopher_max_avg_word_length")
+        s["q_hash_ratio"] = text.count("#") / n_tokens
+        s["q_ellipsis_ratio"] = (text.count("...") + text.count("…")) / n_tokens
+        if _over(s["q_hash_ratio"], o.max_symbol_word_ratio):
+            a.fail("gopher_hash_ratio")
+        if _over(s["q_ellipsis_ratio"], o.max_symbol_word_ratio):
+            a.fail("gopher_ellipsis_ratio")
+        lines = text.splitlines() or [""]
+        bullets = sum(1 for ln in lines if ln.lstrip().startswith(("•", "-", "*", "·")))
+        s["q_bullet_lines_ratio"] = bullets / len(lines)
+        if _over(s["q_bullet_lines_ratio"], o.max_bullet_lines_ratio):
+            a.fail("gopher_bullet_lines")
+        ends = sum(1 for ln in lines if ln.rstrip().endswith(("...", "…")))
+        s["q_end_ellipsis_lines_ratio"] = ends / len(lines)
+        if _over(s["q_end_ellipsis_lines_ratio"], o.max_ellipsis_lines_ratio):
+            a.fail("gopher_end_ellipsis_lines")
+        alpha = sum(1 for w in tokens if any(c.isalpha() for c in w))
+        s["q_alpha_words_ratio"] = alpha / n_tokens
+        if _under(s["q_alpha_words_ratio"], o.min_alpha_words_ratio):
+            a.fail("gopher_alpha_words")
+        stop = o.stop_words.get(language or "")
+        if stop is not None:
+            stop_set = set(stop)
+            s["q_stop_words"] = sum(1 for w in tokens if w.lower() in stop_set)
+            if _under(s["q_stop_words"], o.min_stop_words):
+                a.fail("gopher_stop_words")
+
+    def _c4(self, a: Assessment, text: str, cjk: bool) -> str:
+        o = self.options.c4
+        min_words = self.options.cjk.min_words_per_line_chars if cjk else o.min_words_per_line
+        kept: list[str] = []
+        n_sentences = 0
+        removed = 0
+        lorem = curly = False
+        for raw in text.splitlines():
+            line = raw.strip()
+            line_words = line.split()
+            if o.max_word_length is not None and any(len(w) > o.max_word_length for w in line_words):
+                removed += 1
+                continue
+            if o.remove_citations:
+                line = _CITATION.sub("", line)
+            if o.filter_no_terminal_punct and (not line.endswith(ts.TERMINAL_PUNCTUATION) or line.endswith("...")):
+                removed += 1
+                continue
+            size = ts.count_cjk(line) + len(ts.words(line, False)) if cjk else len(line_words)
+            if min_words is not None and size < min_words:
+                removed += 1
+                continue
+            lowered = line.lower()
+            if o.filter_lorem_ipsum and "lorem ipsum" in lowered:
+                lorem = True
+            if o.filter_javascript and "javascript" in lowered:
+                removed += 1
+                continue
+            if o.filter_curly_bracket and "{" in line:
+                curly = True
+            if o.filter_policy and any(p in lowered for p in _POLICY):
+                removed += 1
+                continue
+            n_sentences += len(ts.sentences(line))
+            kept.append(line)
+        a.signals["q_c4_sentences"] = n_sentences
+        a.signals["q_c4_lines_removed"] = removed
+        if lorem:
+            a.fail("c4_lorem_ipsum")
+        if curly:
+            a.fail("c4_curly_bracket")
+        if _under(n_sentences, o.min_num_sentences):
+            a.fail("c4_min_sentences")
+        return "\n".join(kept).strip()
+
+    def _fineweb(self, a: Assessment, text: str, cjk: bool) -> None:
+        o = self.options.fineweb
+        s = a.signals
+        lines = [ln for ln in text.split("\n") if ln.strip()]
+        if not lines:
+            a.fail("empty")
+            return
+        punct = sum(1 for ln in lines if ln.endswith(ts.TERMINAL_PUNCTUATION)) / len(lines)
+        s["q_line_punct_ratio"] = punct
+        if o.line_punct_thr is not None and punct < o.line_punct_thr and not (punct == 0 and o.line_punct_exclude_zero):
+            a.fail("fineweb_line_punct")
+        s["q_short_line_ratio"] = sum(1 for ln in lines if len(ln) <= o.short_line_length) / len(lines)
+        if _over(s["q_short_line_ratio"], o.short_line_thr):
+            a.fail("fineweb_short_lines")
+        s["q_char_dup_ratio"] = _ratio(ts.find_duplicates(lines)[1], len(text.replace("\n", "")))
+        if _over(s["q_char_dup_ratio"], o.char_duplicates_ratio):
+            a.fail("fineweb_char_dup")
+        s["q_newline_ratio"] = _ratio(text.count("\n"), len(ts.words(text, cjk)))
+        if _over(s["q_newline_ratio"], o.new_line_ratio):
+            a.fail("fineweb_newline_ratio")
+
+    def process(self, batch: pa.RecordBatch) -> StageResult:
+        texts = batch.column("text").to_pylist()
+        names = batch.schema.names
+        langs = batch.column("language").to_pylist() if "language" in names else [None] * len(texts)
+        results = [self.assess(t, lang) for t, lang in zip(texts, langs)]
+        batch = set_column(batch, self.fields[0], [r.text for r in results])
+        for f in SIGNAL_FIELDS:
+            batch = set_column(batch, f, [r.signals[f.name] for r in results])
+        return StageResult(batch, [r.reason for r in results])

@@ -1,0 +1,192 @@
+"""The corpus store: staging area, atomic commits, and a committed-only view.
+
+Layout under the store root:
+
+    manifest/00000001.json   commit records (the only source of truth)
+    data/00000001/shard-00000.parquet, rejects-00000.parquet
+    staging/<attempt>/       work in progress, never read by readers
+    state/                   service and index state (SQLite, dedup index)
+    .lock                    serialises commits (fcntl)
+
+A commit: (1) under the lock, check the batch key is not committed yet;
+(2) move the finished files from staging to data/<N>/ (one rename);
+(3) write manifest/<N>.json.tmp, fsync, rename to manifest/<N>.json, fsync
+the directory.  A crash before (3) leaves files no manifest names: invisible,
+and removed by `gc()`.  A crash after (3) is a finished commit, and the
+re-run finds its batch key and does nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from refinery.errors import StoreError
+from refinery.store.manifest import CommitRecord, FileEntry, manifest_name, parse_manifest_name
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class CorpusStore:
+    def __init__(self, root: str | Path, create: bool = True) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.exists():
+            if not create:
+                raise StoreError(f"{root}: no corpus store here")
+            self.root.mkdir(parents=True)
+        elif not self.root.is_dir():
+            raise StoreError(f"{root}: not a directory")
+        self.manifest_dir = self.root / "manifest"
+        self.data_dir = self.root / "data"
+        self.staging_dir = self.root / "staging"
+        self.state_dir = self.root / "state"
+        if create:
+            for d in (self.manifest_dir, self.data_dir, self.staging_dir, self.state_dir):
+                d.mkdir(exist_ok=True)
+        elif not self.manifest_dir.is_dir():
+            raise StoreError(f"{root}: not a corpus store (no manifest/ directory)")
+
+    # -- reading ---------------------------------------------------------------
+    def commit_numbers(self) -> list[int]:
+        if not self.manifest_dir.exists():
+            return []
+        nums = (parse_manifest_name(p.name) for p in self.manifest_dir.iterdir())
+        return sorted(n for n in nums if n is not None)
+
+    def commit(self, number: int) -> CommitRecord:
+        path = self.manifest_dir / manifest_name(number)
+        try:
+            return CommitRecord.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StoreError(f"commit {number} does not exist in {self.root}") from None
+        except (ValueError, TypeError, KeyError) as err:
+            raise StoreError(f"{path}: corrupt commit record: {err}") from None
+
+    def commits(self, since: int = 0) -> list[CommitRecord]:
+        return [self.commit(n) for n in self.commit_numbers() if n > since]
+
+    def find_batch(self, batch_key: str) -> CommitRecord | None:
+        for n in reversed(self.commit_numbers()):
+            rec = self.commit(n)
+            if rec.batch_key == batch_key:
+                return rec
+        return None
+
+    def shard_paths(self, commit: int | None = None) -> list[Path]:
+        """Absolute paths of committed shards (all commits, or up to and including `commit`)."""
+        out = []
+        for n in self.commit_numbers():
+            if commit is not None and n > commit:
+                break
+            out.extend(self.root / s.path for s in self.commit(n).shards)
+        return out
+
+    # -- writing ---------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        with open(self.root / ".lock", "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def new_staging(self, batch_key: str) -> Path:
+        """A private staging directory for one attempt at one batch."""
+        path = self.staging_dir / f"{batch_key[:16]}-{uuid.uuid4().hex[:12]}"
+        path.mkdir(parents=True)
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        (path / "owner.json").write_text(json.dumps(owner))
+        return path
+
+    def commit_staged(
+        self,
+        staging: Path,
+        record: CommitRecord,
+        shard_files: list[FileEntry],
+        reject_files: list[FileEntry],
+    ) -> CommitRecord:
+        """Atomically publish the files under `staging/out` as the next commit.
+
+        Returns the existing record instead if the batch was committed meanwhile
+        (a concurrent or earlier run of the same batch): exactly once.
+        """
+        with self.lock():
+            existing = self.find_batch(record.batch_key)
+            if existing is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+                return existing
+            numbers = self.commit_numbers()
+            number = (numbers[-1] if numbers else 0) + 1
+            target = self.data_dir / f"{number:08d}"
+            if target.exists():  # left by a crash between the rename and the manifest write
+                shutil.rmtree(target)
+            out = staging / "out"
+            out.mkdir(exist_ok=True)
+            os.rename(out, target)
+            _fsync_dir(self.data_dir)
+            prefix = f"data/{number:08d}/"
+            record.commit = number
+            record.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            record.shards = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in shard_files]
+            record.rejects = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in reject_files]
+            tmp = self.manifest_dir / (manifest_name(number) + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(record.to_json())
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, self.manifest_dir / manifest_name(number))
+            _fsync_dir(self.manifest_dir)
+        shutil.rmtree(staging, ignore_errors=True)
+        return record
+
+    def gc(self) -> list[str]:
+        """Remove debris of dead attempts: staging dirs of dead processes, unreferenced data dirs."""
+        removed: list[str] = []
+        host = socket.gethostname()
+        with self.lock():
+            for d in self.staging_dir.iterdir() if self.staging_dir.exists() else []:
+                try:
+                    owner = json.loads((d / "owner.json").read_text())
+                except (OSError, ValueError):
+                    owner = {}
+                if owner.get("host") == host and _pid_alive(int(owner.get("pid", -1))):
+                    continue
+                if owner.get("host") not in (None, host):
+                    continue  # another machine's attempt: it cleans up after itself
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(str(d.relative_to(self.root)))
+            committed = {f"{n:08d}" for n in self.commit_numbers()}
+            for d in self.data_dir.iterdir() if self.data_dir.exists() else []:
+                if d.name not in committed:
+                    shutil.rmtree(d, ignore_errors=True)
+                    removed.append(str(d.relative_to(self.root)))
+            for tmp in self.manifest_dir.glob("*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed.append(str(tmp.relative_to(self.root)))
+        return removed
