@@ -93,3 +93,71 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# -- one test body, two storage backends ------------------------------------------------
+import logging  # noqa: E402
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+
+S3_KEYS = {"access_key": "testing", "secret_key": "testing"}
+
+
+class Backend:
+    """Where a test's readers find the store: the local root itself, or a moto S3 bucket fed by mirror_store."""
+
+    def __init__(self, kind: str, endpoint: str | None = None) -> None:
+        self.kind = kind
+        self.endpoint = endpoint
+        self.prefix = f"store-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def options(self) -> dict:
+        return {} if self.kind == "local" else {"endpoint_override": self.endpoint, **S3_KEYS}
+
+    def uri(self, store: CorpusStore) -> str:
+        return str(store.root) if self.kind == "local" else f"s3://refinery/{self.prefix}"
+
+    def publish(self, store: CorpusStore) -> str:
+        """Make the store's commits visible to readers (S3: upload, shards first, manifest last)."""
+        if self.kind == "s3":
+            from refinery.corpus import mirror_store
+
+            mirror_store(store, self.uri(store), **self.options)
+        return self.uri(store)
+
+    def put_debris(self, store: CorpusStore, table: pa.Table, number: int) -> None:
+        """Uncommitted files where readers could stumble on them (and on S3 too)."""
+        paths = leave_uncommitted(store.root, table, number)
+        if self.kind == "s3":
+            from refinery.corpus.fs import open_filesystem
+
+            fs, root = open_filesystem(self.uri(store), **self.options)
+            for p in paths + [store.root / "manifest" / f"{number:08d}.json.tmp"]:
+                rel = p.relative_to(store.root).as_posix()
+                with fs.open_output_stream(f"{root}/{rel}") as out:
+                    out.write(p.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    moto_server = pytest.importorskip("moto.server")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    import pyarrow.fs as pafs
+
+    pafs.S3FileSystem(endpoint_override=endpoint.removeprefix("http://"), scheme="http", region="us-east-1",
+                      allow_bucket_creation=True, **S3_KEYS).create_dir("refinery")
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request) -> Backend:
+    if request.param == "local":
+        return Backend("local")
+    return Backend("s3", request.getfixturevalue("moto_endpoint"))
