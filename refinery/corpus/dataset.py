@@ -102,6 +102,10 @@ class CorpusDataset(IterableDataset):
         self.tokenize_batch = tokenize_batch
         self.num_workers: int | None = None  # set by StatefulLoader or the first iteration
         self._cursors: dict[int, Cursor] = {}
+        # DataLoader hands out batches round-robin from worker 0; a resumed loader must
+        # start that round at the worker that was next, so worker i serves slot i + offset.
+        self._next_slot = 0
+        self._slot_offset = 0
         self._row_groups: dict[int, list[tuple[Shard, int]]] = {}
         if self.commit is not None:
             for c in range(since + 1, self.commit + 1):
@@ -198,7 +202,7 @@ class CorpusDataset(IterableDataset):
             raise ValueError(f"state was saved with {self.num_workers} workers per rank; this loader has {num_workers}")
         self.num_workers = num_workers
         total = self.world_size * num_workers
-        g = self.rank * num_workers + wid
+        g = self.rank * num_workers + (wid + self._slot_offset) % num_workers
         start = self._cursors.get(g, (0, 0, 0))
         if self.tokenizer is None:
             yield from self._iter_documents(g, total, start)
@@ -256,18 +260,21 @@ class CorpusDataset(IterableDataset):
         """Start epoch `epoch` from its beginning (a new deterministic order)."""
         self.epoch = epoch
         self._cursors = {}
+        self._next_slot = 0
 
     def observe(self, cursors: torch.Tensor) -> None:
         """Record the cursor of a batch handed to the training loop (done by StatefulLoader)."""
         row = cursors.reshape(-1, 4)[-1].tolist()
         self._cursors[int(row[0])] = (int(row[1]), int(row[2]), int(row[3]))
+        workers = self.num_workers or 1
+        self._next_slot = (int(row[0]) % workers + 1) % workers
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION, "uri": self.corpus.uri, "seed": self.seed, "epoch": self.epoch,
             "shuffle": self.shuffle, "follow": self.follow, "since": self.since, "commit": self.commit,
             "seq_len": self.seq_len, "rank": self.rank, "world_size": self.world_size,
-            "num_workers": self.num_workers, "cursors": {str(k): list(v) for k, v in sorted(self._cursors.items())},
+            "num_workers": self.num_workers, "next_worker": self._next_slot, "cursors": {str(k): list(v) for k, v in sorted(self._cursors.items())},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -282,6 +289,7 @@ class CorpusDataset(IterableDataset):
                 self._commit_units(c)
         self.epoch = state["epoch"]
         self.num_workers = state["num_workers"]
+        self._next_slot = int(state.get("next_worker", 0))
         self._cursors = {int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in state["cursors"].items()}
 
 
@@ -307,6 +315,7 @@ class StatefulLoader:
         if self.dataset.num_workers not in (None, workers) and self.dataset._cursors:
             raise ValueError(f"state was saved with {self.dataset.num_workers} workers per rank; this loader has {workers}")
         self.dataset.num_workers = workers
+        self.dataset._slot_offset = self.dataset._next_slot  # continue the round-robin where it stopped
         for batch in DataLoader(self.dataset, **self._kwargs):
             self.dataset.observe(batch.pop("_cursor"))
             yield batch
