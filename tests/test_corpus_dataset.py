@@ -72,6 +72,33 @@ def test_order_deterministic_by_seed_and_epoch(tmp_path):
     a = order(1, 0)
     assert a == order(1, 0) and sorted(a) == sorted(DOCS1.column("doc_id").to_pylist())
     assert a != order(2, 0) and a != order(1, 1)
+    two = [d["doc_id"] for d in CorpusDataset(st.root, seed=1, rank=0, world_size=1, epochs=2)]
+    assert two == a + order(1, 1)  # epochs chain in one stream, each in its own order
+
+
+def test_endless_epochs_resume_across_epoch_boundary(tmp_path, tokenizer):
+    st = CorpusStore(tmp_path / "s")
+    add_commit(st, DOCS2, row_group_rows=10)
+
+    def loader() -> StatefulLoader:
+        ds = CorpusDataset(st.root, tokenizer, 32, seed=4, rank=0, world_size=1, epochs=None)
+        return StatefulLoader(ds, batch_size=8, num_workers=2)
+
+    def take(ld: StatefulLoader, n: int) -> list[torch.Tensor]:
+        out = []
+        for batch in ld:
+            out.append(batch["input_ids"])
+            if len(out) == n:
+                return out
+        return out
+
+    full = take(loader(), 40)  # several passes over 90 documents
+    first = loader()
+    head = take(first, 23)
+    resumed = loader()
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.state_dict()["cursors"] and max(v[0] for v in first.state_dict()["cursors"].values()) >= 5
+    assert torch.equal(torch.cat(head + take(resumed, 17)), torch.cat(full))
 
 
 def test_packing_is_the_document_token_stream(tmp_path, tokenizer):

@@ -5,7 +5,8 @@ Work is split in *units* (one Parquet row group of one committed shard).  Each
 owns a fixed, deterministic list of units (its *stream*):
 
 * snapshot mode: all units of commits `since`+1..`commit`, permuted by
-  (seed, epoch), dealt round-robin: g gets units[g::total];
+  (seed, epoch), dealt round-robin: g gets units[g::total]; with `epochs`
+  > 1 (or None: forever) the next epoch's units follow in the same stream;
 * follow mode: the units of each commit, permuted by (seed, epoch, commit),
   dealt the same way, appended commit by commit as commits appear (a
   worker's stream only ever grows at the end, so positions in it stay valid).
@@ -34,6 +35,7 @@ STATE_VERSION = 1
 EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "[EOS]", "<|eos|>", "[SEP]")
 Cursor = tuple[int, int, int]  # (unit index in the worker's stream, row, token offset)
 Unit = tuple[int, int, int]  # (commit, shard index within the commit, row group)
+EpochUnit = tuple[int, int, int, int]  # (epoch, commit, shard index, row group)
 
 
 def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -68,6 +70,7 @@ class CorpusDataset(IterableDataset):
         follow: bool = False,
         seed: int = 0,
         shuffle: bool = True,
+        epochs: int | None = 1,
         filter: Filter = None,
         text_column: str = "text",
         columns: Sequence[str] | None = None,
@@ -91,6 +94,9 @@ class CorpusDataset(IterableDataset):
         self.follow = follow
         self.commit = None if follow else self.corpus._resolve(commit)  # pinned now, saved in state
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        if epochs is not None and epochs < 1:
+            raise ValueError("epochs must be >= 1 (None: repeat forever)")
+        self.epochs = 1 if follow else epochs
         self.filter = filter
         self.text_column = text_column
         self.columns = list(columns) if columns is not None else ["doc_id", text_column]
@@ -121,26 +127,26 @@ class CorpusDataset(IterableDataset):
     def _units_of(self, commit: int) -> list[Unit]:
         return [(commit, si, rg) for si, (_, n) in enumerate(self._commit_units(commit)) for rg in range(n)]
 
-    def _deal(self, units: list[Unit], g: int, total: int, key: tuple[int, ...], offset: int) -> list[Unit]:
+    def _deal(self, units: list[Unit], g: int, total: int, epoch: int, key: tuple[int, ...], offset: int) -> list[EpochUnit]:
         if self.shuffle and units:
-            units = [units[i] for i in _rng(self.seed, self.epoch, *key).permutation(len(units))]
-        return units[(g - offset) % total :: total]
+            units = [units[i] for i in _rng(self.seed, epoch, *key).permutation(len(units))]
+        return [(epoch, *u) for u in units[(g - offset) % total :: total]]
 
-    def _snapshot_stream(self, g: int, total: int) -> list[Unit]:
+    def _snapshot_stream(self, g: int, total: int, epoch: int) -> list[EpochUnit]:
         assert self.commit is not None
         units = [u for c in range(self.since + 1, self.commit + 1) for u in self._units_of(c)]
-        return self._deal(units, g, total, (), 0)
+        return self._deal(units, g, total, epoch, (), 0)
 
-    def _commit_stream(self, commit: int, g: int, total: int) -> list[Unit]:
-        return self._deal(self._units_of(commit), g, total, (commit,), commit)
+    def _commit_stream(self, commit: int, g: int, total: int) -> list[EpochUnit]:
+        return self._deal(self._units_of(commit), g, total, self.epoch, (commit,), commit)
 
     # -- reading -----------------------------------------------------------------
-    def _read_unit(self, unit: Unit, columns: list[str]) -> dict[str, list]:
-        commit, si, rg = unit
+    def _read_unit(self, unit: EpochUnit, columns: list[str]) -> dict[str, list]:
+        epoch, commit, si, rg = unit
         shard = self._commit_units(commit)[si][0]
         table = self.corpus.read_row_group(shard, rg, columns, self.filter)
         if self.shuffle and table.num_rows:
-            table = table.take(_rng(self.seed, self.epoch, commit, si, rg).permutation(table.num_rows))
+            table = table.take(_rng(self.seed, epoch, commit, si, rg).permutation(table.num_rows))
         return table.to_pydict()
 
     def _encoder(self) -> Callable[[list[str]], list[list[int]]]:
@@ -166,10 +172,23 @@ class CorpusDataset(IterableDataset):
                 return i
         raise ValueError(f"no end-of-text token ({', '.join(EOS_CANDIDATES)}) in the tokenizer: pass eos_id= (None: no separator)")
 
-    def _stream(self, g: int, total: int) -> Iterator[tuple[int, Unit]]:
-        """(index, unit) of this worker's stream; in follow mode it waits for new commits."""
+    def _stream(self, g: int, total: int, start: int = 0) -> Iterator[tuple[int, EpochUnit]]:
+        """(index, unit) of this worker's stream from about `start`; follow mode waits for new commits.
+
+        Snapshot mode chains `epochs` passes (epoch, epoch+1, ...), so packing and
+        positions run on across epoch boundaries without restarting workers.
+        """
         if not self.follow:
-            yield from enumerate(self._snapshot_stream(g, total))
+            per_epoch = len(self._snapshot_stream(g, total, self.epoch))
+            if per_epoch == 0:
+                return
+            skip = start // per_epoch  # whole passes already done: no need to enumerate them
+            e, pos = self.epoch + skip, skip * per_epoch
+            while self.epochs is None or e < self.epoch + self.epochs:
+                for unit in self._snapshot_stream(g, total, e):
+                    yield pos, unit
+                    pos += 1
+                e += 1
             return
         pos, seen = 0, self.since
         while True:
@@ -186,7 +205,7 @@ class CorpusDataset(IterableDataset):
 
     def _documents(self, start: Cursor, g: int, total: int, columns: list[str]) -> Iterator[tuple[int, int, dict[str, list], int]]:
         """(unit index, row, the unit's columns, row count) for rows at or after `start`."""
-        for pos, unit in self._stream(g, total):
+        for pos, unit in self._stream(g, total, start[0]):
             if pos < start[0]:
                 continue
             data = self._read_unit(unit, columns)
@@ -257,7 +276,7 @@ class CorpusDataset(IterableDataset):
 
     # -- epochs and state ------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
-        """Start epoch `epoch` from its beginning (a new deterministic order)."""
+        """Start at epoch `epoch` from its beginning (each epoch has its own deterministic order)."""
         self.epoch = epoch
         self._cursors = {}
         self._next_slot = 0
@@ -272,7 +291,7 @@ class CorpusDataset(IterableDataset):
     def state_dict(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION, "uri": self.corpus.uri, "seed": self.seed, "epoch": self.epoch,
-            "shuffle": self.shuffle, "follow": self.follow, "since": self.since, "commit": self.commit,
+            "shuffle": self.shuffle, "epochs": self.epochs, "follow": self.follow, "since": self.since, "commit": self.commit,
             "seq_len": self.seq_len, "rank": self.rank, "world_size": self.world_size,
             "num_workers": self.num_workers, "next_worker": self._next_slot, "cursors": {str(k): list(v) for k, v in sorted(self._cursors.items())},
         }
@@ -280,7 +299,7 @@ class CorpusDataset(IterableDataset):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unknown state version {state.get('version')!r}")
-        for key in ("seed", "shuffle", "follow", "since", "seq_len", "rank", "world_size"):
+        for key in ("seed", "shuffle", "epochs", "follow", "since", "seq_len", "rank", "world_size"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"state was saved with {key}={state[key]!r}, this dataset has {getattr(self, key)!r}")
         if state["commit"] != self.commit:  # resume reads the snapshot it started on
