@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--epochs", type=int, default=None, help="passes over the snapshot (default: repeat until --steps)")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--d-model", type=int, default=256)
@@ -127,20 +128,21 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = args.seq_len
     dataset = CorpusDataset(corpus, tokenizer, ctx + 1, commit=commit, follow=args.follow, seed=args.seed,
+                            epochs=args.epochs,
                             filter=json.loads(args.filter) if args.filter else None, poll_interval=5.0)
     loader = StatefulLoader(dataset, batch_size=args.batch_size, num_workers=args.workers,
                             pin_memory=device.type == "cuda",
                             prefetch_factor=4 if args.workers else None, persistent_workers=False)
     model = GPT(tokenizer.get_vocab_size(), ctx, args.d_model, args.layers, args.heads).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
-    step, epoch = 0, 0
+    step = 0
     if args.resume and args.checkpoint and Path(args.checkpoint).exists():
         ck = torch.load(args.checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         loader.load_state_dict(ck["loader"])
-        step, epoch = ck["step"], ck["loader"]["epoch"]
-        print(f"resumed at step {step}, epoch {epoch}", flush=True)
+        step = ck["step"]
+        print(f"resumed at step {step}", flush=True)
     fwd = torch.compile(model) if args.compile else model
     n_params = sum(p.numel() for p in model.parameters())
     print(f"device={device} params={n_params / 1e6:.1f}M seq_len={ctx} batch={args.batch_size} workers={args.workers} "
@@ -157,11 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             batch = next(it)
-        except StopIteration:  # end of the snapshot: next epoch, new deterministic order
-            epoch += 1
-            loader.set_epoch(epoch)
-            it = iter(loader)
-            continue
+        except StopIteration:  # --epochs passes done (or follow mode idle): the data ends the run
+            print(f"data exhausted after {step} steps", flush=True)
+            break
         x = batch["input_ids"].to(device, non_blocking=True)
         wait = time.perf_counter() - t0
         lr = args.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(step, args.steps) / args.steps))
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             steady["time"] += step_time
             steady["steps"] += 1
         if step % args.log_every == 0 or step == args.steps:
-            print(f"step {step:5d}  epoch {epoch}  loss {loss_val:.3f}  tokens/s {win_steps * tokens_per_step / win_time:,.0f}  "
+            print(f"step {step:5d}  loss {loss_val:.3f}  tokens/s {win_steps * tokens_per_step / win_time:,.0f}  "
                   f"data wait {100 * win_wait / win_time:.1f}%", flush=True)
             win_wait = win_time = 0.0
             win_steps = 0

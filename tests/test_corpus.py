@@ -135,3 +135,27 @@ def test_cli_files_load_with_hf_datasets(tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["n"] == 120 and got["ids"] == DOCS1.column("doc_id").to_pylist()
     assert "text" in got["cols"] and "language" in got["cols"]
+
+
+def test_cli_mirror_publishes_commits_in_protocol_order(tmp_path, capsys):
+    from refinery.cli import main
+
+    st = CorpusStore(tmp_path / "store")
+    add_commit(st, DOCS1)
+    dest = tmp_path / "mirror"
+    assert main(["store", "mirror", "--store", str(st.root), "--to", str(dest)]) == 0
+    add_commit(st, DOCS2)
+    assert main(["store", "mirror", "--store", str(st.root), "--to", str(dest)]) == 0
+    assert main(["store", "mirror", "--store", str(st.root), "--to", str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["mirrored commit 1", "mirrored commit 2", "nothing to mirror: the destination has every commit"]
+    mirrored = Corpus(dest)
+    assert [r.to_json() for r in mirrored.commits()] == [r.to_json() for r in Corpus(st.root).commits()]
+    assert _ids(mirrored.iter_batches(columns=["doc_id"])) == _ids(Corpus(st.root).iter_batches(columns=["doc_id"]))
+    # a shard that no longer matches its commit record is refused, and its manifest not published
+    add_commit(st, make_docs("c3", 10))
+    shard = st.root / st.commit(3).shards[0].path
+    shard.write_bytes(shard.read_bytes() + b"x")
+    assert main(["store", "mirror", "--store", str(st.root), "--to", str(dest)]) == 1
+    assert "sha256 differs" in capsys.readouterr().err
+    assert Corpus(dest).latest() == 2

@@ -169,3 +169,28 @@ def test_state_checks(tmp_path, tokenizer):
     assert later.commit == 1  # a resumed job keeps reading the snapshot it started on
     with pytest.raises(ValueError, match="seq_len"):
         CorpusDataset(st.root, tokenizer)
+
+
+def test_example_pretrain_gpt_runs_and_resumes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    st = CorpusStore(tmp_path / "s")
+    add_commit(st, DOCS1, row_group_rows=10)
+    args = [sys.executable, str(repo / "examples" / "pretrain_gpt.py"), "--store", str(st.root), "--workers", "1",
+            "--batch-size", "4", "--seq-len", "32", "--layers", "1", "--d-model", "32", "--heads", "2",
+            "--vocab-size", "300", "--log-every", "1", "--warmup-steps", "1", "--out", str(tmp_path / "run"),
+            "--checkpoint", str(tmp_path / "ck.pt"), "--device", "cpu"]
+    first = subprocess.run(args + ["--steps", "3"], capture_output=True, text=True, timeout=180)
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads(first.stdout.strip().splitlines()[-1].removeprefix("summary "))
+    assert summary["steps"] == 3 and summary["tokens_per_s"] > 0 and 0 <= summary["data_wait_frac"] < 1
+    assert "data wait" in first.stdout
+    args[args.index("--out") + 1] = str(tmp_path / "run2")
+    tok = str(tmp_path / "run" / "tokenizer.json")
+    second = subprocess.run(args + ["--steps", "5", "--resume", "--tokenizer", tok], capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resumed at step 3" in second.stdout
+    assert json.loads(second.stdout.strip().splitlines()[-1].removeprefix("summary "))["steps"] == 5
