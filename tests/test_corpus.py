@@ -159,3 +159,17 @@ def test_cli_mirror_publishes_commits_in_protocol_order(tmp_path, capsys):
     assert main(["store", "mirror", "--store", str(st.root), "--to", str(dest)]) == 1
     assert "sha256 differs" in capsys.readouterr().err
     assert Corpus(dest).latest() == 2
+
+
+def test_s3_missing_bucket_is_a_clear_error(moto_endpoint, monkeypatch):
+    from corpus_helpers import S3_KEYS
+
+    with pytest.raises(StoreError, match="bucket 'no-such-bucket' does not exist"):
+        Corpus("s3://no-such-bucket/store", endpoint_override=moto_endpoint, **S3_KEYS)
+    empty = Corpus(f"s3://refinery/empty?endpoint_override={moto_endpoint}", **S3_KEYS)  # URI form of the option
+    assert empty.latest() == 0 and empty.files() == []
+    # the environment form the service and training jobs use
+    monkeypatch.setenv("REFINERY_S3_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert Corpus("s3://refinery/empty").latest() == 0

@@ -48,7 +48,7 @@ def _coerce(key: str, value: str) -> Any:
     return value
 
 
-def s3_filesystem(options: dict[str, Any]) -> pafs.S3FileSystem:
+def s3_filesystem(options: dict[str, Any], bucket: str | None = None) -> pafs.S3FileSystem:
     """An S3FileSystem from explicit options plus the environment (see module docstring)."""
     opts = dict(options)
     endpoint = opts.pop("endpoint_override", None) or opts.pop("endpoint", None)
@@ -61,6 +61,11 @@ def s3_filesystem(options: dict[str, Any]) -> pafs.S3FileSystem:
             opts["scheme"] = scheme
         # A custom endpoint has no region lookup: name one so the SDK does not ask AWS.
         opts.setdefault("region", os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    elif bucket and "region" not in opts and not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+        try:  # AWS itself: ask where the bucket lives rather than assume us-east-1
+            opts["region"] = pafs.resolve_s3_region(bucket)
+        except OSError:
+            pass
     try:
         return pafs.S3FileSystem(**opts)
     except TypeError as err:
@@ -84,7 +89,7 @@ def open_filesystem(uri: str | os.PathLike, **storage_options: Any) -> tuple[paf
         if unknown:
             raise StoreError(f"{text}: unknown S3 option(s) in URI: {', '.join(sorted(unknown))}")
         opts.update(storage_options)
-        return s3_filesystem(opts), root
+        return s3_filesystem(opts, parsed.netloc), root
     if storage_options:
         raise StoreError(f"{text}: storage options are supported for s3:// URIs only")
     try:

@@ -69,10 +69,20 @@ class Corpus:
     def _open(self) -> None:
         self._fs, self._root = open_filesystem(self.uri, **self.storage_options)
         self._pid = os.getpid()
-        if self._require_store and not is_remote(self.uri):
+        if not self._require_store:
+            return
+        if not is_remote(self.uri):
             info = self._fs.get_file_info(self._root + "/manifest")
             if info.type != pafs.FileType.Directory:
                 raise StoreError(f"{self.uri}: not a corpus store (no manifest/ directory)")
+        else:  # an object store has no directories: a store with no commit yet is just empty, but its bucket exists
+            bucket = self._root.split("/", 1)[0]
+            try:
+                missing = self._fs.get_file_info(bucket).type == pafs.FileType.NotFound
+            except OSError as err:
+                raise StoreError(f"{self.uri}: cannot reach the object store: {err}") from None
+            if missing:
+                raise StoreError(f"{self.uri}: bucket {bucket!r} does not exist")
 
     @property
     def fs(self) -> pafs.FileSystem:
