@@ -139,7 +139,7 @@ def test_resume_after_k_steps_equals_uninterrupted(store, backend, tokenizer):
 def test_follow_reads_commit_made_during_iteration(store, backend):
     corpus = _corpus(store, backend)
     docs3 = make_docs("c3", 40)
-    ds = CorpusDataset(corpus, follow=True, seed=5, rank=0, world_size=1, poll_interval=0.1, idle_timeout=2.5)
+    ds = CorpusDataset(corpus, follow=True, seed=5, rank=0, world_size=1, poll_interval=0.1, idle_timeout=4.0)
     seen: list[str] = []
     committed = False
     for batch in StatefulLoader(ds, batch_size=4, num_workers=3):
@@ -194,3 +194,27 @@ def test_example_pretrain_gpt_runs_and_resumes(tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resumed at step 3" in second.stdout
     assert json.loads(second.stdout.strip().splitlines()[-1].removeprefix("summary "))["steps"] == 5
+
+
+def test_follow_mode_resume_neither_repeats_nor_skips(tmp_path):
+    st = CorpusStore(tmp_path / "s")
+    add_commit(st, DOCS1, row_group_rows=10)
+    add_commit(st, DOCS2, row_group_rows=10)
+
+    def loader() -> StatefulLoader:
+        ds = CorpusDataset(st.root, follow=True, seed=2, rank=0, world_size=1, poll_interval=0.1, idle_timeout=1.0)
+        return StatefulLoader(ds, batch_size=5, num_workers=2)
+
+    first, head = loader(), []
+    for batch in first:
+        head += batch["doc_id"]
+        if len(head) >= 60:
+            break
+    state = json.loads(json.dumps(first.state_dict()))
+    add_commit(st, make_docs("c3", 30), row_group_rows=10)  # committed while the job was down
+    resumed = loader()
+    resumed.load_state_dict(state)
+    tail = [i for b in resumed for i in b["doc_id"]]
+    seen = head + tail
+    assert len(seen) == len(set(seen))
+    assert sorted(seen) == sorted(SNAPSHOT + make_docs("c3", 30).column("doc_id").to_pylist())
