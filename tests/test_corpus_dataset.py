@@ -218,3 +218,17 @@ def test_follow_mode_resume_neither_repeats_nor_skips(tmp_path):
     seen = head + tail
     assert len(seen) == len(set(seen))
     assert sorted(seen) == sorted(SNAPSHOT + make_docs("c3", 30).column("doc_id").to_pylist())
+
+
+def test_endless_epochs_end_when_the_filter_keeps_nothing(tmp_path):
+    st = CorpusStore(tmp_path / "s")
+    add_commit(st, DOCS1, row_group_rows=10)
+    ds = CorpusDataset(st.root, seed=1, rank=0, world_size=1, epochs=None, filter={"language": "xx"})
+    assert list(ds) == []
+    ds = CorpusDataset(st.root, seed=1, rank=0, world_size=1, epochs=None, filter={"toxicity": {"max": 0.05}})
+    got = []
+    for d in ds:
+        got.append(d["doc_id"])
+        if len(got) == 60:
+            break
+    assert len(got) == 60  # the few kept rows repeat, epoch after epoch

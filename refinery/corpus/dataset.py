@@ -205,11 +205,17 @@ class CorpusDataset(IterableDataset):
 
     def _documents(self, start: Cursor, g: int, total: int, columns: list[str]) -> Iterator[tuple[int, int, dict[str, list], int]]:
         """(unit index, row, the unit's columns, row count) for rows at or after `start`."""
+        epoch, rows_in_epoch, whole = None, 0, False
         for pos, unit in self._stream(g, total, start[0]):
+            if unit[0] != epoch:  # a whole pass with no row (a filter drops all): endless epochs would spin
+                if whole and rows_in_epoch == 0 and not self.follow:
+                    return
+                epoch, rows_in_epoch, whole = unit[0], 0, pos >= start[0]
             if pos < start[0]:
                 continue
             data = self._read_unit(unit, columns)
             n = len(next(iter(data.values()))) if data else 0
+            rows_in_epoch += n
             first = start[1] if pos == start[0] else 0
             for row in range(first, n):
                 yield pos, row, data, n
