@@ -26,6 +26,7 @@ from refinery.errors import StoreError
 from refinery.store.manifest import CommitRecord, manifest_name, parse_manifest_name
 
 _PARQUET = pads.ParquetFileFormat()
+_FRAGMENT_CACHE = 64  # parsed footers kept per process
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Corpus:
         self._root = ""
         self._pid = -1
         self._records: dict[int, CommitRecord] = {}  # committed records never change
+        self._fragments: dict[str, pads.ParquetFileFragment] = {}
+        self._fragments_pid = os.getpid()
         self._open()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -65,6 +68,7 @@ class Corpus:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._fs, self._root, self._pid = None, "", -1
+        self._fragments, self._fragments_pid = {}, os.getpid()
 
     def _open(self) -> None:
         self._fs, self._root = open_filesystem(self.uri, **self.storage_options)
@@ -174,16 +178,28 @@ class Corpus:
             raise StoreError(f"{self.uri}: no shards in the snapshot")
         return self.parquet_file(shards[0]).schema_arrow
 
+    def _fragment(self, shard: Shard) -> pads.ParquetFileFragment:
+        """The shard's Parquet fragment with its footer parsed once (a GET per shard, not per row group)."""
+        key = self._fs_path(shard)
+        frag = self._fragments.get(key)
+        if frag is None or self._fragments_pid != os.getpid():
+            if self._fragments_pid != os.getpid():
+                self._fragments, self._fragments_pid = {}, os.getpid()
+            frag = _PARQUET.make_fragment(key, filesystem=self.fs, file_size=shard.bytes)
+            frag.ensure_complete_metadata()
+            if len(self._fragments) >= _FRAGMENT_CACHE:
+                self._fragments.pop(next(iter(self._fragments)))
+            self._fragments[key] = frag
+        return frag
+
     def num_row_groups(self, shard: Shard) -> int:
-        return self.parquet_file(shard).metadata.num_row_groups
+        return self._fragment(shard).num_row_groups
 
     def read_row_group(
         self, shard: Shard, index: int, columns: Sequence[str] | None = None, filter: Filter = None
     ) -> pa.Table:
         """One row group, projected and filtered (filter columns need not be projected)."""
-        fragment = _PARQUET.make_fragment(
-            self._fs_path(shard), filesystem=self.fs, row_groups=[index], file_size=shard.bytes
-        )
+        fragment = self._fragment(shard).subset(row_group_ids=[index])
         try:
             return fragment.to_table(
                 columns=list(columns) if columns is not None else None, filter=to_expression(filter)
