@@ -21,7 +21,6 @@ restarts each worker exactly there: no document (no token) repeated or skipped.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
