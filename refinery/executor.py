@@ -26,6 +26,10 @@ from refinery.store.shards import PartWriter
 _RUNNERS: dict[tuple[str, str, str | None], PipelineRunner] = {}
 
 
+class BatchCancelled(Exception):
+    """Raised by execute() when its cancel hook answers True; outstanding tasks are cancelled."""
+
+
 @dataclass
 class UnitResult:
     index: int
@@ -92,8 +96,14 @@ def execute(
     mode: str,
     store_root: str | None = None,
     on_unit_done: Callable[[UnitResult], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> list[UnitResult]:
-    """Run all units on Ray with a bounded number in flight; results in unit order."""
+    """Run all units on Ray with a bounded number in flight; results in unit order.
+
+    `should_cancel` is polled between results (at least every half second):
+    when it answers True the outstanding tasks are force-cancelled and
+    BatchCancelled is raised; the caller discards the staging directory.
+    """
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1) or 1))
     limit = max(2, cpus * config.execution.max_in_flight_per_cpu)
     config_ref = ray.put(config)
@@ -105,7 +115,11 @@ def execute(
             unit = queue.pop(0)
             ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, store_root)
             pending[ref] = unit
-        done, _ = ray.wait(list(pending), num_returns=1)
+        if should_cancel is not None and should_cancel():
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise BatchCancelled("batch cancelled")
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5 if should_cancel else None)
         for ref in done:
             pending.pop(ref)
             result: UnitResult = ray.get(ref)

@@ -1,0 +1,234 @@
+"""Prometheus metrics, computed in the driver (the service process), never in Ray workers.
+
+Stages run in Ray worker processes, whose prometheus objects the service
+cannot see.  So nothing here is incremented inside a stage: document and drop
+counters are fed from the per-unit counters each task returns to the driver
+(`UnitResult.counters`), and everything about commits is read from the commit
+records in the store (the only source of truth), so the committed figures are
+right even across restarts of the service.
+
+Label cardinality is bounded: `pipeline` (the configured pipeline names),
+`stage` (the stage registry), `reason` (the rule names of those stages),
+`state` (five batch states), `language` (at most the 176 lid.176 codes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections import Counter as PyCounter
+from pathlib import Path
+from typing import Callable
+
+import pyarrow.parquet as pq
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from refinery.service.queue import STATES, BatchQueue
+from refinery.store import CorpusStore
+
+# The *_created series double the output for no dashboard use.
+disable_created_metrics()
+
+STAGE_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+BATCH_DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+
+
+def dedup_index_size(store_root: Path) -> int | None:
+    """Entries in the dedup index, or None while there is no index.
+
+    The dedup stage (issue 3) is built separately.  Contract: a module
+    `refinery.stages.dedup` (or `refinery.dedup`) exposing
+    `index_size(store_root: str) -> int | None`.  Until one exists, or while it
+    answers None, the gauge `refinery_dedup_index_entries` is absent.
+    """
+    for name in ("refinery.stages.dedup", "refinery.dedup"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        fn: Callable | None = getattr(mod, "index_size", None)
+        if fn is not None:
+            try:
+                n = fn(str(store_root))
+            except Exception:  # noqa: BLE001 - a broken index must not break /metrics
+                return None
+            return int(n) if n is not None else None
+    return None
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+class CommitTotals:
+    """Running totals over commit records, read incrementally (only new manifests each scrape)."""
+
+    def __init__(self, store: CorpusStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self.last = 0
+        self.commits: PyCounter = PyCounter()
+        self.rows: PyCounter = PyCounter()
+        self.shards: PyCounter = PyCounter()
+        self.bytes: PyCounter = PyCounter()
+        self.input_bytes: PyCounter = PyCounter()
+        self.docs_in: PyCounter = PyCounter()
+        self.languages: PyCounter = PyCounter()
+        self.last_commit_time: float | None = None
+
+    def refresh(self) -> None:
+        with self._lock:
+            for rec in self.store.commits(since=self.last):
+                p = rec.pipeline
+                self.commits[p] += 1
+                self.rows[p] += rec.rows
+                self.shards[p] += len(rec.shards)
+                self.bytes[p] += sum(s.bytes for s in rec.shards)
+                self.input_bytes[p] += sum(int(i.get("size", 0)) for i in rec.inputs)
+                self.docs_in[p] += rec.docs_in
+                for s in rec.shards:
+                    self.languages.update(self._languages(self.store.root / s.path))
+                self.last = rec.commit
+                mtime = (self.store.manifest_dir / f"{rec.commit:08d}.json").stat().st_mtime
+                self.last_commit_time = max(self.last_commit_time or 0.0, mtime)
+
+    @staticmethod
+    def _languages(path: Path) -> PyCounter:
+        try:
+            if "language" not in pq.read_schema(path).names:
+                return PyCounter()
+            col = pq.read_table(path, columns=["language"]).column("language")
+        except (OSError, ValueError):
+            return PyCounter()
+        return PyCounter(v if v else "unknown" for v in col.to_pylist())
+
+
+class ServiceMetrics:
+    """Everything /metrics exports; one registry per service instance."""
+
+    def __init__(self, store: CorpusStore, queue: BatchQueue) -> None:
+        self.registry = CollectorRegistry()
+        self.store = store
+        self.queue = queue
+        self.totals = CommitTotals(store)
+        r = self.registry
+        self.stage_in = Counter(
+            "refinery_stage_documents_in", "Documents entering a stage (from per-unit counters)", ["pipeline", "stage"], registry=r
+        )
+        self.stage_out = Counter(
+            "refinery_stage_documents_out", "Documents leaving a stage (kept)", ["pipeline", "stage"], registry=r
+        )
+        self.stage_dropped = Counter(
+            "refinery_stage_documents_dropped", "Documents dropped by a stage, by rule", ["pipeline", "stage", "reason"], registry=r
+        )
+        self.stage_latency = Histogram(
+            "refinery_stage_duration_seconds",
+            "Seconds a stage spent on one work unit",
+            ["pipeline", "stage"],
+            buckets=STAGE_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.units = Counter("refinery_work_units", "Work units finished", ["pipeline"], registry=r)
+        self.batches_finished = Counter(
+            "refinery_batches_finished", "Batches that reached a final state", ["pipeline", "state"], registry=r
+        )
+        self.batch_duration = Histogram(
+            "refinery_batch_duration_seconds",
+            "Wall time of one batch run, claim to final state",
+            ["pipeline", "state"],
+            buckets=BATCH_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.upload_bytes = Counter("refinery_upload_bytes", "Bytes received by WARC upload", registry=r)
+        self.requests_refused = Counter(
+            "refinery_http_requests_refused", "Requests refused with a 4xx, by status", ["status"], registry=r
+        )
+        self._started = time.time()
+        # Plain running totals for the status page (the prometheus objects above are for scraping).
+        self.live_in: PyCounter = PyCounter()  # stage -> documents in
+        self.live_dropped: PyCounter = PyCounter()  # "stage:reason" -> documents
+        self._live_lock = threading.Lock()
+        r.register(_StoreCollector(self))
+
+    def unit_done(self, pipeline: str, counters: dict) -> None:
+        """Feed one UnitResult.counters dict (driver side)."""
+        self.units.labels(pipeline).inc()
+        for stage, c in counters.items():
+            self.stage_in.labels(pipeline, stage).inc(c["in"])
+            self.stage_out.labels(pipeline, stage).inc(c["out"])
+            for reason, n in c["dropped"].items():
+                self.stage_dropped.labels(pipeline, stage, reason).inc(n)
+            self.stage_latency.labels(pipeline, stage).observe(c["seconds"])
+            with self._live_lock:
+                self.live_in[stage] += c["in"]
+                for reason, n in c["dropped"].items():
+                    self.live_dropped[f"{stage}:{reason}"] += n
+
+    def live_snapshot(self) -> dict[str, int]:
+        with self._live_lock:
+            return dict(self.live_in)
+
+    def live_dropped_snapshot(self) -> PyCounter:
+        with self._live_lock:
+            return PyCounter(self.live_dropped)
+
+    def batch_finished(self, pipeline: str, state: str, seconds: float) -> None:
+        self.batches_finished.labels(pipeline, state).inc()
+        self.batch_duration.labels(pipeline, state).observe(seconds)
+
+
+class _StoreCollector:
+    """Metrics read at scrape time from the queue database and the commit records."""
+
+    def __init__(self, m: ServiceMetrics) -> None:
+        self.m = m
+
+    def describe(self):  # no eager collect at registration
+        return []
+
+    def collect(self):
+        m = self.m
+        counts = m.queue.counts()
+        g = GaugeMetricFamily("refinery_batches", "Batches in the queue database, by state", labels=["state"])
+        for s in STATES:
+            g.add_metric([s], counts.get(s, 0))
+        yield g
+        yield GaugeMetricFamily("refinery_queue_depth", "Batches waiting to run", value=counts.get("queued", 0))
+
+        t = m.totals
+        t.refresh()
+        specs = [
+            ("refinery_commits", "Commits in the corpus store", t.commits),
+            ("refinery_committed_rows", "Documents (rows) in committed shards", t.rows),
+            ("refinery_committed_shards", "Shard files committed", t.shards),
+            ("refinery_committed_bytes", "Bytes of committed shard files", t.bytes),
+            ("refinery_committed_input_bytes", "Bytes of input files of committed batches", t.input_bytes),
+            ("refinery_committed_input_documents", "Input documents of committed batches", t.docs_in),
+        ]
+        for name, doc, values in specs:
+            c = CounterMetricFamily(name, doc, labels=["pipeline"])
+            for pipeline, v in sorted(values.items()):
+                c.add_metric([pipeline], v)
+            yield c
+        lang = CounterMetricFamily(
+            "refinery_committed_documents_by_language", "Committed documents by detected language", labels=["language"]
+        )
+        for code, v in sorted(t.languages.items()):
+            lang.add_metric([code], v)
+        yield lang
+        if t.last_commit_time is not None:
+            yield GaugeMetricFamily(
+                "refinery_last_commit_timestamp_seconds", "Unix time of the newest commit", value=t.last_commit_time
+            )
+            yield GaugeMetricFamily(
+                "refinery_seconds_since_last_commit", "Seconds since the newest commit", value=max(0.0, time.time() - t.last_commit_time)
+            )
+        size = dedup_index_size(m.store.root)
+        if size is not None:
+            yield GaugeMetricFamily("refinery_dedup_index_entries", "Entries in the dedup index", value=size)
+        yield GaugeMetricFamily(
+            "refinery_state_bytes", "Bytes under <store>/state (queue database, uploads, dedup index)", value=_dir_bytes(m.store.state_dir)
+        )
+        yield GaugeMetricFamily("refinery_start_time_seconds", "Unix time the service started", value=m._started)
