@@ -201,3 +201,11 @@ def test_open_endpoints(svc):
     assert "/v1/batches" in c.get("/openapi.json").json()["paths"]
     names = [p["name"] for p in c.get("/v1/pipelines", headers=_auth(READER)).json()["pipelines"]]
     assert "web-en" in names
+
+
+def test_second_service_on_the_same_store_refused(svc):
+    from refinery.errors import RefineryError
+
+    settings = Settings(store=str(svc["tmp"] / "store"), input_roots=[str(svc["root"])], tokens={OPERATOR: "operator"})
+    with pytest.raises(RefineryError, match="another refinery service"):
+        create_app(settings)

@@ -321,7 +321,10 @@ def create_app(settings: Settings) -> FastAPI:
         return {"commits": recs, "latest": latest[-1] if latest else 0}
 
     # -- operator ----------------------------------------------------------------
-    @app.post("/v1/batches", status_code=202, tags=["batches"], dependencies=[operator])
+    @app.post("/v1/batches", status_code=202, tags=["batches"], dependencies=[operator],
+              summary="Submit a batch by source (path, glob or file:// URI under an input root)",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": SubmitRequest.model_json_schema()}}}})
     async def submit(request: Request) -> dict:
         raw = await _read_limited(request, settings.max_body_bytes)
         try:
@@ -351,7 +354,9 @@ def create_app(settings: Settings) -> FastAPI:
         return batch.to_api()
 
     @app.post("/v1/batches/upload", status_code=202, tags=["batches"], dependencies=[operator],
-              summary="Upload one WARC file (raw request body) and submit it as a batch")
+              summary="Upload one WARC file (raw request body) and submit it as a batch",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     async def upload(
         request: Request,
         pipeline: str = Query(..., description="pipeline name"),
