@@ -101,8 +101,8 @@ def execute(
     """Run all units on Ray with a bounded number in flight; results in unit order.
 
     `should_cancel` is polled between results (at least every half second):
-    when it answers True the outstanding tasks are force-cancelled and
-    BatchCancelled is raised; the caller discards the staging directory.
+    when it answers True the outstanding tasks are force-cancelled, waited for,
+    and BatchCancelled is raised; the caller discards the staging directory.
     """
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1) or 1))
     limit = max(2, cpus * config.execution.max_in_flight_per_cpu)
@@ -118,6 +118,10 @@ def execute(
         if should_cancel is not None and should_cancel():
             for ref in pending:
                 ray.cancel(ref, force=True)
+            # ray.cancel is asynchronous: wait until the tasks are really gone, so no worker
+            # writes into the staging directory after the caller removes it.
+            if pending:
+                ray.wait(list(pending), num_returns=len(pending), timeout=60)
             raise BatchCancelled("batch cancelled")
         done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5 if should_cancel else None)
         for ref in done:

@@ -45,7 +45,8 @@ def env(tmp_path_factory):
     root.mkdir()
     write_sample_warc(root / "sample")
     (root / "real").mkdir()
-    svc = ServiceProcess(base / "store", [root], base / "service.log", ["--concurrency", "3"])
+    svc = ServiceProcess(base / "store", [root], base / "service.log",
+                         ["--concurrency", "3", "--inbox", str(base / "inbox"), "--inbox-pipeline", "web-en"])
     try:
         svc.wait_ready()
         yield {"base": base, "root": root, "svc": svc, "store": base / "store"}
@@ -232,6 +233,8 @@ def test_cancel_running_batch_leaves_nothing(env):
         assert r.status_code == 202, r.text
         done = wait_state(c, b["id"], ("cancelled", "committed", "failed"), timeout=60)
         assert done["state"] == "cancelled", done
+        assert len(CorpusStore(env["store"], create=False).commits()) == before
+        assert list((env["store"] / "staging").iterdir()) == []  # the attempt's staging is gone
         # cancelling again is a conflict; retry requeues it
         assert c.post(f"/v1/batches/{b['id']}/cancel").status_code == 409
         r = c.post(f"/v1/batches/{b['id']}/retry")
@@ -267,3 +270,24 @@ def test_cli_client(env):
     assert r.returncode == 1 and "REFINERY_TOKEN" in r.stderr
     r = run("submit", "--server", svc.url, "--token", READER, "--pipeline", "web-en", "sample")
     assert r.returncode == 1 and "403" in r.stderr
+
+
+def test_inbox_file_becomes_a_committed_batch(env):
+    inbox = env["base"] / "inbox"
+    write_sample_warc(env["base"] / "staged")
+    # writers copy under a dot name and rename, so a half-written file is never picked up
+    shutil.copy(env["base"] / "staged" / "sample.warc.gz", inbox / ".incoming.warc.gz")
+    (inbox / ".incoming.warc.gz").rename(inbox / "dropped.warc.gz")
+    with client(env["svc"].url, READER) as c:
+        deadline = time.time() + 30
+        found = []
+        while time.time() < deadline and not found:
+            found = [b for b in c.get("/v1/batches").json()["batches"] if b["origin"] == "inbox"]
+            time.sleep(0.5)
+        assert len(found) == 1, "the inbox file did not become a batch"
+        b = wait_state(c, found[0]["id"], ("committed", "failed", "cancelled"))
+    assert b["state"] == "committed" and b["labels"] == {"inbox": "dropped.warc.gz"}
+    assert b["inputs"] == [str((inbox / "dropped.warc.gz").resolve())]
+    time.sleep(5)  # two more polls: the same file is not submitted again
+    with client(env["svc"].url, READER) as c:
+        assert len([x for x in c.get("/v1/batches").json()["batches"] if x["origin"] == "inbox"]) == 1

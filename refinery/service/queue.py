@@ -186,11 +186,10 @@ class BatchQueue:
                 " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
                 (bid, json.dumps(source), json.dumps(inputs), pipeline, priority, json.dumps(labels or {}), origin, now),
             )
+            # read back in the same transaction: the scheduler may claim it the moment we commit
+            return _row_to_batch(db.execute("SELECT * FROM batches WHERE id=?", (bid,)).fetchone())
 
-        self._tx(fn)
-        batch = self.get(bid)
-        assert batch is not None
-        return batch
+        return self._tx(fn)
 
     def claim_next(self) -> Batch | None:
         """Atomically move the most urgent queued batch to running (priority, then age)."""
