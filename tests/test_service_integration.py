@@ -38,6 +38,21 @@ from service_util import (
 pytestmark = pytest.mark.slow
 
 
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+def _start_s3():
+    """An S3-compatible server on loopback (moto in server mode), or None when moto is absent."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        return None, None
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("svc")
@@ -45,13 +60,20 @@ def env(tmp_path_factory):
     root.mkdir()
     write_sample_warc(root / "sample")
     (root / "real").mkdir()
-    svc = ServiceProcess(base / "store", [root], base / "service.log",
-                         ["--concurrency", "3", "--inbox", str(base / "inbox"), "--inbox-pipeline", "web-en"])
+    s3, endpoint = _start_s3()
+    extra = ["--concurrency", "3", "--inbox", str(base / "inbox"), "--inbox-pipeline", "web-en"]
+    svc_env = {}
+    if s3 is not None:
+        extra += ["--object-store-root", "s3://crawl/2026"]
+        svc_env = {**S3_KEYS, "REFINERY_S3_ENDPOINT": endpoint}
+    svc = ServiceProcess(base / "store", [root], base / "service.log", extra, env=svc_env)
     try:
         svc.wait_ready()
-        yield {"base": base, "root": root, "svc": svc, "store": base / "store"}
+        yield {"base": base, "root": root, "svc": svc, "store": base / "store", "s3": endpoint}
     finally:
         svc.stop()
+        if s3 is not None:
+            s3.stop()
 
 
 def _commit_counters(store: Path) -> tuple[dict, int, int]:
@@ -291,3 +313,40 @@ def test_inbox_file_becomes_a_committed_batch(env):
     time.sleep(5)  # two more polls: the same file is not submitted again
     with client(env["svc"].url, READER) as c:
         assert len([x for x in c.get("/v1/batches").json()["batches"] if x["origin"] == "inbox"]) == 1
+
+
+def test_object_store_source(env):
+    if env["s3"] is None:
+        pytest.skip("moto (dev extra) not installed: no S3-compatible server for this test")
+    import pyarrow.fs as pafs
+
+    from refinery.service.objects import filesystem_from_env
+
+    assert filesystem_from_env({**S3_KEYS, "REFINERY_S3_ENDPOINT": env["s3"]}).get_file_info("crawl").type is not None
+    fs = pafs.S3FileSystem(access_key="testing", secret_key="testing", region="us-east-1",
+                           endpoint_override=env["s3"].split("//")[1], scheme="http", allow_bucket_creation=True)
+    fs.create_dir("crawl")
+    write_sample_warc(env["base"] / "s3src")
+    data = (env["base"] / "s3src" / "sample.warc.gz").read_bytes()
+    for key in ("crawl/2026/week48/sample.warc.gz", "crawl/private/sample.warc.gz"):
+        with fs.open_output_stream(key) as f:
+            f.write(data)
+    before = len(CorpusStore(env["store"], create=False).commits())
+    with client(env["svc"].url) as c:
+        for src in ("s3://crawl/private/sample.warc.gz", "s3://crawl/2026/../private/sample.warc.gz",
+                    "s3://other-bucket/x.warc.gz"):
+            r = c.post("/v1/batches", json={"source": src, "pipeline": "web-en"})
+            assert r.status_code == 403, r.text
+        r = c.post("/v1/batches", json={"source": "s3://crawl/2026/nothing-here/*.warc.gz", "pipeline": "web-en"})
+        assert r.status_code == 422, r.text
+        r = c.post("/v1/batches", json={"source": "s3://crawl/2026/*/*.warc.gz", "pipeline": "web-en"})
+        assert r.status_code == 202, r.text
+        b = r.json()
+        assert b["inputs"] == ["s3://crawl/2026/week48/sample.warc.gz"]
+        done = wait_state(c, b["id"], ("committed", "failed", "cancelled"))
+        assert done["state"] == "committed", done.get("error")
+        # the same objects again: same batch key, no second commit
+        r = c.post("/v1/batches", json={"source": "s3://crawl/2026/week48", "pipeline": "web-en"})
+        again = wait_state(c, r.json()["id"], ("committed", "failed", "cancelled"))
+        assert again["state"] == "committed" and again["already_committed"] and again["commit"] == done["commit"]
+    assert len(CorpusStore(env["store"], create=False).commits()) == before + 1

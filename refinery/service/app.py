@@ -63,6 +63,7 @@ class Settings:
     inbox: str | None = None
     inbox_pipeline: str = "web-en"
     inbox_poll_seconds: float = 2.0
+    object_roots: list[str] = field(default_factory=list)
     sample_seconds: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -97,7 +98,12 @@ class Service:
         if settings.inbox:
             Path(settings.inbox).mkdir(parents=True, exist_ok=True)
             roots.append(settings.inbox)
-        self.resolver = SourceResolver(roots)
+        objects = None
+        if settings.object_roots:
+            from refinery.service.objects import ObjectSources
+
+            objects = ObjectSources(settings.object_roots)
+        self.resolver = SourceResolver(roots, objects)
         self.metrics = ServiceMetrics(self.store, self.queue)
         self.scheduler = Scheduler(
             self.queue, self.store, self.metrics, self.resolver, settings.concurrency, settings.address

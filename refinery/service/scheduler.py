@@ -114,6 +114,15 @@ class Scheduler:
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
 
+    def _localize(self, uri: str) -> str:
+        """Object-store inputs are downloaded into <store>/state/fetched first (readers read files)."""
+        if not uri.startswith("s3://"):
+            return uri
+        try:
+            return self.resolver.objects.fetch(uri, self.store.state_dir / "fetched")
+        except OSError as err:
+            raise RefineryError(f"{uri}: cannot fetch: {err}") from None
+
     def _run(self, batch: Batch) -> None:
         start = time.time()
         state = "failed"
@@ -141,9 +150,10 @@ class Scheduler:
         try:
             self.resolver.check(batch.inputs)
             config = resolve(batch.pipeline)
+            inputs = [self._localize(u) for u in batch.inputs]
             outcome = run_batch(
                 config,
-                batch.inputs,
+                inputs,
                 self.store,
                 self.address,
                 on_plan=on_plan,

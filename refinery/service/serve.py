@@ -23,6 +23,9 @@ def cmd_serve(args) -> int:
         if not p.is_dir():
             raise ConfigError(f"--input-root {r}: not a directory")
         roots.append(str(p.resolve()))
+    for r in args.object_store_root or []:
+        if not r.startswith("s3://") or len(r) <= 5:
+            raise ConfigError(f"--object-store-root {r}: expected s3://bucket[/prefix]")
     settings = Settings(
         store=args.store,
         input_roots=roots,
@@ -34,6 +37,7 @@ def cmd_serve(args) -> int:
         max_queued=args.max_queued,
         inbox=args.inbox,
         inbox_pipeline=args.inbox_pipeline,
+        object_roots=args.object_store_root or [],
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
@@ -46,6 +50,8 @@ def add_serve_parser(sub) -> None:
     s.add_argument("--store", required=True, help="corpus store directory (queue database in <store>/state/)")
     s.add_argument("--input-root", action="append", required=True, metavar="DIR",
                    help="directory submitted sources must resolve inside (repeatable)")
+    s.add_argument("--object-store-root", action="append", metavar="s3://BUCKET[/PREFIX]",
+                   help="allow s3:// sources under this prefix (repeatable; endpoint/keys from REFINERY_S3_ENDPOINT, AWS_*)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--address", default=None, help="Ray cluster address (default: start local Ray)")

@@ -1,6 +1,7 @@
 """Confining submitted sources to the configured input roots.
 
-A source is a path, a glob, or a `file://` URI.  It is refused when it
+A source is a path, a glob, a `file://` URI, or (when object-store roots are
+configured, see objects.py) an `s3://` URI.  It is refused when it
 contains a `..` component, names a scheme the readers cannot open, or
 resolves (following every symlink, including symlinks met inside a directory)
 to a file outside every input root.  The result is the explicit list of
@@ -44,17 +45,18 @@ def _strip_scheme(source: str) -> str:
         return unquote(parsed.path)
     if parsed.scheme in OBJECT_STORE_SCHEMES:
         raise SourceRefused(
-            422, f"{source}: object-store sources ({parsed.scheme}://) are not readable by this build; "
-            "stage the files under an input root or upload them"
+            422, f"{source}: {parsed.scheme}:// sources are not enabled (serve --object-store-root s3://bucket/prefix; "
+            "only s3:// is supported)"
         )
     raise SourceRefused(400, f"{source}: URL scheme {parsed.scheme!r} is not allowed (paths and file:// only)")
 
 
 class SourceResolver:
-    def __init__(self, roots: list[str | Path]) -> None:
+    def __init__(self, roots: list[str | Path], objects=None) -> None:
         if not roots:
             raise ValueError("at least one input root is required")
         self.roots = [Path(r).expanduser().resolve() for r in roots]
+        self.objects = objects  # refinery.service.objects.ObjectSources, when object-store roots are configured
 
     def resolve(self, source: str) -> list[str]:
         """Expand one source into absolute, confined input files (sorted)."""
@@ -62,6 +64,8 @@ class SourceResolver:
             raise SourceRefused(400, "source must be a non-empty string")
         if "\x00" in source:
             raise SourceRefused(400, "source contains a NUL byte")
+        if self.objects is not None and urlparse(source.strip()).scheme == "s3":
+            return self.objects.resolve(source.strip())
         raw = _strip_scheme(source.strip())
         if ".." in Path(raw).parts:
             raise SourceRefused(403, f"{source}: '..' is not allowed in a source")
@@ -106,6 +110,10 @@ class SourceResolver:
     def check(self, files: list[str]) -> None:
         """Re-check stored files just before running (the tree may have changed since submission)."""
         for f in files:
+            if f.startswith("s3://"):
+                if self.objects is None or not self.objects.inside(f):
+                    raise SourceRefused(403, f"{f}: outside the object-store roots")
+                continue
             real = Path(f).resolve()
             if not _inside(real, self.roots):
                 raise SourceRefused(403, f"{f}: now resolves outside the input roots")
