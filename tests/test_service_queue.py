@@ -115,3 +115,28 @@ def test_inbox_submits_each_stable_file_once(tmp_path):
     w2.poll_once()
     assert len(w2.poll_once()) == 1
     assert q.counts()["queued"] == 2
+
+
+def test_scheduler_records_a_failure_and_retry_requeues(tmp_path):
+    """A batch whose input vanished fails with the reason; nothing is staged or committed."""
+    from refinery.service.metrics import ServiceMetrics
+    from refinery.service.scheduler import Scheduler
+    from refinery.store import CorpusStore
+
+    root = tmp_path / "in"
+    write_sample_warc(root)
+    store = CorpusStore(tmp_path / "store")
+    q = BatchQueue(store.state_dir / "service.db")
+    resolver = SourceResolver([root])
+    metrics = ServiceMetrics(store, q)
+    sched = Scheduler(q, store, metrics, resolver)  # not started: _run is called directly, no Ray needed
+    b = q.submit("sample.warc.gz", resolver.resolve("sample.warc.gz"), "web-en")
+    (root / "sample.warc.gz").unlink()
+    claimed = q.claim_next()
+    sched._run(claimed)
+    failed = q.get(b.id)
+    assert failed.state == "failed" and "no such file" in failed.error
+    assert list(store.staging_dir.iterdir()) == [] and store.commit_numbers() == []
+    text = metrics.registry.get_sample_value("refinery_batches_finished_total", {"pipeline": "web-en", "state": "failed"})
+    assert text == 1.0
+    assert q.retry(b.id) == "failed" and q.get(b.id).state == "queued"

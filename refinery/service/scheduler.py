@@ -83,19 +83,15 @@ class Scheduler:
 
     # -- loop --------------------------------------------------------------------
     def _loop(self) -> None:
-        try:
-            executor.ensure_ray(self.address)
-        except Exception as err:  # noqa: BLE001 - reported by /readyz, retried below
-            self.ray_error = f"cannot start or reach Ray: {err}"
-            log.error(self.ray_error)
         while not self._stop.is_set():
             if not self.ray_ready.is_set():
                 try:
                     executor.ensure_ray(self.address)
                     self.ray_ready.set()
                     self.ray_error = None
-                except Exception as err:  # noqa: BLE001
+                except Exception as err:  # noqa: BLE001 - reported by /readyz, retried every 5 s
                     self.ray_error = f"cannot start or reach Ray: {err}"
+                    log.error(self.ray_error)
                     self._stop.wait(5)
                     continue
             with self._lock:
