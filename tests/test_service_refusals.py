@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import os
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient

@@ -7,8 +7,8 @@ row, no file left under <store>/state/uploads).
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
-import gzip
 import json
 import logging
 import os
@@ -385,9 +385,9 @@ def create_app(settings: Settings) -> FastAPI:
                     total += len(chunk)
                     if total > limit:
                         raise HTTPException(413, f"upload exceeds the limit of {limit} bytes")
-                    f.write(chunk)
+                    await asyncio.to_thread(f.write, chunk)  # disk writes off the event loop
                 f.flush()
-                os.fsync(f.fileno())
+                await asyncio.to_thread(os.fsync, f.fileno())
             if total == 0:
                 raise HTTPException(400, "empty upload")
             if not _looks_like_warc(tmp):

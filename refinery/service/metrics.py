@@ -58,8 +58,25 @@ def dedup_index_size(store_root: Path) -> int | None:
     return None
 
 
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+_DIR_BYTES_CACHE: dict[Path, tuple[float, int]] = {}
+
+
+def _dir_bytes(path: Path, max_age: float = 30.0) -> int:
+    """Bytes under `path`, recomputed at most every `max_age` seconds (a walk per scrape is wasteful)."""
+    now = time.time()
+    cached = _DIR_BYTES_CACHE.get(path)
+    if cached and now - cached[0] < max_age:
+        return cached[1]
+    total = 0
+    if path.is_dir():
+        for p in path.rglob("*"):
+            try:
+                if p.is_file():
+                    total += p.stat().st_size
+            except OSError:  # removed while walking
+                pass
+    _DIR_BYTES_CACHE[path] = (now, total)
+    return total
 
 
 class CommitTotals:
