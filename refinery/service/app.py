@@ -22,7 +22,6 @@ from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -65,7 +64,6 @@ class Settings:
     inbox_poll_seconds: float = 2.0
     object_roots: list[str] = field(default_factory=list)
     sample_seconds: float = 2.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # -- request bodies --------------------------------------------------------------
