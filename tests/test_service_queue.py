@@ -140,3 +140,29 @@ def test_scheduler_records_a_failure_and_retry_requeues(tmp_path):
     text = metrics.registry.get_sample_value("refinery_batches_finished_total", {"pipeline": "web-en", "state": "failed"})
     assert text == 1.0
     assert q.retry(b.id) == "failed" and q.get(b.id).state == "queued"
+
+
+def test_dedup_index_gauge_counts_vouched_segments_only(tmp_path):
+    """Absent without an index; counts rows of segments whose commit exists with that batch key."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from refinery.service.metrics import ServiceMetrics, dedup_index_size
+    from refinery.store import CommitRecord, CorpusStore
+
+    store = CorpusStore(tmp_path / "store")
+    q = BatchQueue(store.state_dir / "q.db")
+    m = ServiceMetrics(store, q)
+    assert dedup_index_size(store) == {}
+    assert m.registry.get_sample_value("refinery_dedup_index_entries", {"index": "abc"}) is None
+    key = "f" * 64
+    rec = CommitRecord(0, key, "", "web-en", "h", {}, [], [], [], {}, 0, 0)
+    committed = store.commit_staged(store.new_staging(key), rec, [], [])
+    seg_dir = store.state_dir / "dedup" / "abc"
+    seg_dir.mkdir(parents=True)
+    table = pa.table({"doc_id": [str(i) for i in range(5)]})
+    pq.write_table(table, seg_dir / f"seg-{committed.commit:08d}-{key[:16]}.parquet")
+    pq.write_table(table, seg_dir / f"seg-00000002-{'e' * 16}.parquet")  # no manifest vouches for it
+    pq.write_table(table, seg_dir / f"seg-{committed.commit:08d}-{'d' * 16}.parquet")  # wrong batch key
+    assert dedup_index_size(store) == {"abc": 5}
+    assert m.registry.get_sample_value("refinery_dedup_index_entries", {"index": "abc"}) == 5

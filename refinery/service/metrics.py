@@ -35,27 +35,72 @@ STAGE_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 BATCH_DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 
 
-def dedup_index_size(store_root: Path) -> int | None:
-    """Entries in the dedup index, or None while there is no index.
-
-    The dedup stage (issue 3) is built separately.  Contract: a module
-    `refinery.stages.dedup` (or `refinery.dedup`) exposing
-    `index_size(store_root: str) -> int | None`.  Until one exists, or while it
-    answers None, the gauge `refinery_dedup_index_entries` is absent.
-    """
-    for name in ("refinery.stages.dedup", "refinery.dedup"):
+def _index_size_hook() -> Callable | None:
+    for name in ("refinery.dedup", "refinery.stages.dedup"):
         try:
             mod = importlib.import_module(name)
-        except ImportError:
+        except Exception:  # noqa: BLE001 - absent or broken: fall back to the segment files
             continue
-        fn: Callable | None = getattr(mod, "index_size", None)
-        if fn is not None:
-            try:
-                n = fn(str(store_root))
-            except Exception:  # noqa: BLE001 - a broken index must not break /metrics
-                return None
-            return int(n) if n is not None else None
+        fn = getattr(mod, "index_size", None)
+        if callable(fn):
+            return fn
     return None
+
+
+_SEGMENT_ROWS: dict[tuple[str, int], int] = {}  # (path, mtime_ns) -> rows, from Parquet footers
+_COMMIT_KEYS: dict[tuple[str, int], str] = {}  # (store, commit) -> batch key; commits never change
+
+
+def dedup_index_size(store: CorpusStore) -> dict[str, int]:
+    """Entries in each dedup index of the store ({index id: entries}); {} while there is none.
+
+    The dedup stage (issue 3) keeps its index as segment files
+    `state/dedup/<index id>/seg-<commit:08d>-<batch key[:16]>.parquet`, one row per
+    indexed document; a segment counts only if manifest/<commit>.json exists and
+    names that batch key (the index's own validity rule).  Rows are read from the
+    Parquet footers (cached), never the data.  If the dedup package provides
+    `index_size(store_root: str) -> int | None`, that answer is used instead (as
+    index "default").  The gauge `refinery_dedup_index_entries` is absent while
+    this returns {}.
+    """
+    hook = _index_size_hook()
+    if hook is not None:
+        try:
+            n = hook(str(store.root))
+        except Exception:  # noqa: BLE001 - a broken index must not break /metrics
+            n = None
+        if n is not None:
+            return {"default": int(n)}
+    root = store.state_dir / "dedup"
+    if not root.is_dir():
+        return {}
+    out: dict[str, int] = {}
+    for index_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        total, found = 0, False
+        for seg in index_dir.glob("seg-*.parquet"):
+            parts = seg.name[len("seg-"):-len(".parquet")].split("-", 1)
+            if len(parts) != 2 or not parts[0].isdigit():
+                continue
+            ck = (str(store.root), int(parts[0]))
+            if ck not in _COMMIT_KEYS:
+                try:
+                    _COMMIT_KEYS[ck] = store.commit(ck[1]).batch_key
+                except Exception:  # noqa: BLE001 - no manifest (yet): not part of the index
+                    continue
+            if not parts[1] or not _COMMIT_KEYS[ck].startswith(parts[1]):
+                continue
+            try:
+                st = seg.stat()
+                cache_key = (str(seg), st.st_mtime_ns)
+                if cache_key not in _SEGMENT_ROWS:
+                    _SEGMENT_ROWS[cache_key] = pq.ParquetFile(seg).metadata.num_rows
+            except (OSError, ValueError):
+                continue
+            total += _SEGMENT_ROWS[cache_key]
+            found = True
+        if found:
+            out[index_dir.name] = total
+    return out
 
 
 _DIR_BYTES_CACHE: dict[Path, tuple[float, int]] = {}
@@ -242,9 +287,12 @@ class _StoreCollector:
             yield GaugeMetricFamily(
                 "refinery_seconds_since_last_commit", "Seconds since the newest commit", value=max(0.0, time.time() - t.last_commit_time)
             )
-        size = dedup_index_size(m.store.root)
-        if size is not None:
-            yield GaugeMetricFamily("refinery_dedup_index_entries", "Entries in the dedup index", value=size)
+        sizes = dedup_index_size(m.store)
+        if sizes:
+            g = GaugeMetricFamily("refinery_dedup_index_entries", "Documents in the dedup index", labels=["index"])
+            for index_id, n in sorted(sizes.items()):
+                g.add_metric([index_id], n)
+            yield g
         yield GaugeMetricFamily(
             "refinery_state_bytes", "Bytes under <store>/state (queue database, uploads, dedup index)", value=_dir_bytes(m.store.state_dir)
         )
