@@ -62,8 +62,8 @@ def run_batch(
 
     `should_cancel` (the service's cancel hook) is checked between work units
     and once more before the commit; a cancelled run raises
-    executor.BatchCancelled.  A failed or cancelled attempt removes its
-    staging directory, so nothing is left behind in the store.
+    executor.BatchCancelled.  A failed or cancelled execution removes its
+    staging directory (in a long-lived process gc() would not: its owner lives).
     """
     files = discover(inputs)
     key = batch_key(config, files)
@@ -78,23 +78,22 @@ def run_batch(
     staging = store.new_staging(key)
     try:
         results = executor.execute(config, units, staging, "run", str(store.root), on_unit_done, should_cancel)
-        counters = _merge(results)
-        runner = PipelineRunner(config, "run")
-        out = staging / "out"
-        shards = write_shards(
-            iter_parts(r.kept_path for r in results), runner.schema, out, "shard", config.shards, out
-        )
-        rejects = write_shards(
-            iter_parts(r.rejects_path for r in results), REJECT_SCHEMA, out, "rejects", config.shards, out
-        )
-        shutil.rmtree(staging / "parts", ignore_errors=True)
-        if should_cancel is not None and should_cancel():
-            raise executor.BatchCancelled("batch cancelled")
     except BaseException:
-        # A failed or cancelled attempt leaves nothing: in a long-lived process gc() would
-        # not collect it (its owner is alive), and a re-run starts from a fresh staging dir.
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    counters = _merge(results)
+    runner = PipelineRunner(config, "run")
+    out = staging / "out"
+    shards = write_shards(
+        iter_parts(r.kept_path for r in results), runner.schema, out, "shard", config.shards, out
+    )
+    rejects = write_shards(
+        iter_parts(r.rejects_path for r in results), REJECT_SCHEMA, out, "rejects", config.shards, out
+    )
+    shutil.rmtree(staging / "parts", ignore_errors=True)
+    if should_cancel is not None and should_cancel():  # last check before the commit
+        shutil.rmtree(staging, ignore_errors=True)
+        raise executor.BatchCancelled("batch cancelled")
     if os.environ.get("REFINERY_CRASH_BEFORE_COMMIT"):  # fault-injection hook for tests
         os._exit(int(os.environ["REFINERY_CRASH_BEFORE_COMMIT"]))
     record = CommitRecord(
