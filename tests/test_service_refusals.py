@@ -208,3 +208,13 @@ def test_second_service_on_the_same_store_refused(svc):
     settings = Settings(store=str(svc["tmp"] / "store"), input_roots=[str(svc["root"])], tokens={OPERATOR: "operator"})
     with pytest.raises(RefineryError, match="another refinery service"):
         create_app(settings)
+
+
+def test_orphan_uploads_removed_at_start(tmp_path):
+    """An upload stored but never queued (the service died in between) does not survive a restart."""
+    orphan = tmp_path / "store" / "state" / "uploads" / ("ab" * 16)
+    orphan.mkdir(parents=True)
+    (orphan / "x.warc.gz").write_bytes(b"WARC/1.0\r\n")
+    (orphan.parent / ".tmp-123").write_bytes(b"partial")
+    app = create_app(Settings(store=str(tmp_path / "store"), input_roots=[str(tmp_path)], tokens={OPERATOR: "operator"}))
+    assert list(app.state.service.uploads.iterdir()) == []

@@ -91,6 +91,9 @@ class Service:
         for leftover in self.uploads.glob(".tmp-*"):  # an upload cut short by a crash
             leftover.unlink(missing_ok=True)
         self.queue = BatchQueue(self.store.state_dir / "service.db")
+        for d in self.uploads.iterdir():  # an upload stored, but the service died before queueing it
+            if d.is_dir() and self.queue.get(d.name) is None:
+                shutil.rmtree(d, ignore_errors=True)
         self.auth = TokenAuth(settings.tokens)
         roots = list(settings.input_roots) + [str(self.uploads)]
         if settings.inbox:
@@ -342,6 +345,12 @@ def create_app(settings: Settings) -> FastAPI:
         except ValidationError as err:
             msgs = [f"{'.'.join(str(x) for x in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()]
             raise HTTPException(422, "; ".join(msgs)) from None
+        # Globs, directory walks, object listings and the SQLite commit block: off the event loop.
+        batch = await asyncio.to_thread(_submit, req)
+        service.scheduler.wake()
+        return batch.to_api()
+
+    def _submit(req: SubmitRequest):
         service.known_pipeline(req.pipeline)
         sources = [req.source] if isinstance(req.source, str) else req.source
         if not sources:
@@ -353,9 +362,7 @@ def create_app(settings: Settings) -> FastAPI:
         except SourceRefused as err:
             raise HTTPException(err.status, err.reason) from None
         service.check_queue_room()
-        batch = service.queue.submit(req.source, sorted(files), req.pipeline, req.priority, req.labels)
-        service.scheduler.wake()
-        return batch.to_api()
+        return service.queue.submit(req.source, sorted(files), req.pipeline, req.priority, req.labels)
 
     @app.post("/v1/batches/upload", status_code=202, tags=["batches"], dependencies=[operator],
               summary="Upload one WARC file (raw request body) and submit it as a batch",
