@@ -207,11 +207,15 @@ def test_three_concurrent_batches_commit_and_metrics_match(env):
 
 def test_resubmitting_a_committed_batch_commits_nothing_new(env):
     with client(env["svc"].url) as c:
-        r = c.post("/v1/batches", json={"source": "sample", "pipeline": "web-en"})
+        first = c.post("/v1/batches", json={"source": "sample/sample.warc.gz", "pipeline": "web-en"}).json()
+        first = wait_state(c, first["id"], ("committed", "failed"))
+        assert first["state"] == "committed", first.get("error")
+        count = len(CorpusStore(env["store"], create=False).commits())
+        r = c.post("/v1/batches", json={"source": "sample", "pipeline": "web-en"})  # same file, as a directory
         assert r.status_code == 202, r.text
         b = wait_state(c, r.json()["id"], ("committed", "failed"))
-    assert b["state"] == "committed" and b["already_committed"] is True
-    assert len(CorpusStore(env["store"], create=False).commits()) == 3
+    assert b["state"] == "committed" and b["already_committed"] is True and b["commit"] == first["commit"]
+    assert len(CorpusStore(env["store"], create=False).commits()) == count
 
 
 def _chromium(args: list[str], url: str, profile: Path) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import time
 
@@ -10,7 +9,6 @@ import pytest
 
 from refinery.sample import write_sample_warc
 from refinery.store import CorpusStore
-from conftest import shared
 from service_util import ServiceProcess, client, wait_state
 
 pytestmark = pytest.mark.slow
@@ -19,9 +17,11 @@ pytestmark = pytest.mark.slow
 def test_kill9_during_batch_then_restart_commits_each_batch_once(tmp_path):
     root = tmp_path / "inputs"
     root.mkdir()
-    big = shared("warc", "real_pages", "pages-000.warc.gz")
-    shutil.copy(big, root / "big.warc.gz")
+    # A batch long enough to be killed mid-way: the generated sample six times over (a WARC.gz
+    # is a series of gzip members, so concatenation is a valid file); no shared data needed.
     write_sample_warc(root / "small")
+    one = (root / "small" / "sample.warc.gz").read_bytes()
+    (root / "big.warc.gz").write_bytes(one * 6)
     store_dir = tmp_path / "store"
     log = tmp_path / "service.log"
 
