@@ -249,8 +249,8 @@ def test_status_page_renders_charts_in_chromium(env, tmp_path):
 
 
 def test_cancel_running_batch_leaves_nothing(env):
-    real = shared("warc", "real_pages", "pages-001.warc.gz")
-    shutil.copy(real, env["root"] / "cancel-me.warc.gz")
+    one = (env["root"] / "sample" / "sample.warc.gz").read_bytes()
+    (env["root"] / "cancel-me.warc.gz").write_bytes(one * 4)  # gzip members concatenate: a valid, longer WARC
     before = len(CorpusStore(env["store"], create=False).commits())
     with client(env["svc"].url) as c:
         b = c.post("/v1/batches", json={"source": "cancel-me.warc.gz", "pipeline": "web-en"}).json()
