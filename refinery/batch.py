@@ -57,8 +57,15 @@ def run_batch(
     on_plan: Callable[[int], None] | None = None,
     on_unit_done: ProgressFn | None = None,
     labels: dict | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> BatchOutcome:
-    """Process `inputs` and commit the accepted documents exactly once."""
+    """Process `inputs` and commit the accepted documents exactly once.
+
+    `should_cancel` (the service's cancel hook) is checked between work units
+    and once more before the commit; a cancelled run raises
+    executor.BatchCancelled.  A failed or cancelled execution removes its
+    staging directory (in a long-lived process gc() would not: its owner lives).
+    """
     files = discover(inputs)
     key = batch_key(config, files)
     existing = store.find_batch(key)
@@ -70,7 +77,11 @@ def run_batch(
         on_plan(len(units))
     executor.ensure_ray(address)
     staging = store.new_staging(key)
-    results = executor.execute(config, units, staging, "run", str(store.root), on_unit_done)
+    try:
+        results = executor.execute(config, units, staging, "run", str(store.root), on_unit_done, should_cancel)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     counters = _merge(results)
     runner = PipelineRunner(config, "run")
     out = staging / "out"
@@ -81,6 +92,9 @@ def run_batch(
         iter_parts(r.rejects_path for r in results), REJECT_SCHEMA, out, "rejects", config.shards, out
     )
     shutil.rmtree(staging / "parts", ignore_errors=True)
+    if should_cancel is not None and should_cancel():  # last check before the commit
+        shutil.rmtree(staging, ignore_errors=True)
+        raise executor.BatchCancelled("batch cancelled")
     if os.environ.get("REFINERY_CRASH_BEFORE_COMMIT"):  # fault-injection hook for tests
         os._exit(int(os.environ["REFINERY_CRASH_BEFORE_COMMIT"]))
     record = CommitRecord(

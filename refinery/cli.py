@@ -222,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("sample", help="write the sample crawl batch (a WARC of generated pages)")
     sm.add_argument("--out", default="sample", help="directory for sample.warc.gz")
     sm.set_defaults(fn=cmd_sample)
+
+    from refinery.service.client import add_client_parsers
+    from refinery.service.serve import add_serve_parser
+
+    add_serve_parser(sub)
+    add_client_parsers(sub)
     return p
 
 
