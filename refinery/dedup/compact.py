@@ -1,0 +1,177 @@
+"""The resident LSH index: sorted numpy runs, ~192 bytes per document, no Python object per key.
+
+Per band, a run stores each document's 64-bit band key as a sorted uint32
+(high half) plus a uint16 (next 16 bits), and a uint32 document ordinal: 10
+bytes.  With 18 bands that is 180 bytes, plus 12 for the exact layer (uint64
+content hash + ordinal).  48 key bits leave ~n/2**48 chance of a spurious
+candidate per band lookup (3.6e-8 at 10M documents).
+
+Runs are kept LSM-style: a new batch is one small sorted run; runs of similar
+size are merged (numpy's stable sort finds the two sorted halves and merges
+them in linear time), so there are O(log n) runs and each lookup is a few
+binary searches per band.  A `CompactIndex` may hold only a range of bands:
+N of them, each on its own Ray actor or machine, make the whole index
+(`PartitionedIndex` combines their answers; see docs/dedup.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NO_MATCH = np.iinfo(np.int64).max
+MERGE_RATIO = 4  # merge the newest run into the previous while it is >= 1/4 of its size
+
+
+@dataclass
+class Run:
+    hi: np.ndarray  # (bands, m) uint32, each row sorted
+    lo: np.ndarray  # (bands, m) uint16
+    ords: np.ndarray  # (bands, m) uint32
+    ex: np.ndarray  # (m,) uint64 sorted (empty when this index holds no exact layer)
+    ex_ords: np.ndarray  # (m,) uint32
+
+    @property
+    def size(self) -> int:
+        return self.hi.shape[1] if self.hi.ndim == 2 else len(self.ex)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.hi, self.lo, self.ords, self.ex, self.ex_ords))
+
+
+def _split(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (keys >> np.uint64(32)).astype(np.uint32), ((keys >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.uint16)
+
+
+def _make_run(keys: np.ndarray, exact: np.ndarray | None, ords: np.ndarray) -> Run:
+    """keys: (m, bands) uint64; exact: (m,) uint64 or None; ords: (m,) uint32."""
+    m, bands = keys.shape
+    hi = np.empty((bands, m), np.uint32)
+    lo = np.empty((bands, m), np.uint16)
+    od = np.empty((bands, m), np.uint32)
+    for j in range(bands):
+        h, l = _split(keys[:, j])
+        order = np.argsort(h, kind="stable")
+        hi[j], lo[j], od[j] = h[order], l[order], ords[order]
+    if exact is None:
+        ex, ex_ords = np.zeros(0, np.uint64), np.zeros(0, np.uint32)
+    else:
+        order = np.argsort(exact, kind="stable")
+        ex, ex_ords = exact[order], ords[order]
+    return Run(hi, lo, od, ex, ex_ords)
+
+
+def _merge(a: Run, b: Run) -> Run:
+    """Merge two runs band by band (a stable sort of two sorted halves is a linear merge)."""
+    bands = a.hi.shape[0]
+    m = a.size + b.size
+    hi = np.empty((bands, m), np.uint32)
+    lo = np.empty((bands, m), np.uint16)
+    od = np.empty((bands, m), np.uint32)
+    for j in range(bands):
+        h = np.concatenate((a.hi[j], b.hi[j]))
+        order = np.argsort(h, kind="stable")
+        hi[j] = h[order]
+        lo[j] = np.concatenate((a.lo[j], b.lo[j]))[order]
+        od[j] = np.concatenate((a.ords[j], b.ords[j]))[order]
+    ex = np.concatenate((a.ex, b.ex))
+    order = np.argsort(ex, kind="stable")
+    return Run(hi, lo, od, ex[order], np.concatenate((a.ex_ords, b.ex_ords))[order])
+
+
+def _lookup(sorted_hi, los, ords, q_hi, q_lo, best) -> None:
+    """best[i] = min(best[i], ordinal of any entry equal to query i)."""
+    left = np.searchsorted(sorted_hi, q_hi, "left")
+    right = np.searchsorted(sorted_hi, q_hi, "right")
+    cnt = right - left
+    hit = np.flatnonzero(cnt)
+    if hit.size == 0:
+        return
+    reps = cnt[hit]
+    qi = np.repeat(hit, reps)
+    starts = np.repeat(left[hit] - (np.cumsum(reps) - reps), reps)
+    pos = starts + np.arange(len(qi))
+    if q_lo is not None:
+        ok = los[pos] == q_lo[qi]
+        qi, pos = qi[ok], pos[ok]
+    np.minimum.at(best, qi, ords[pos].astype(np.int64))
+
+
+class CompactIndex:
+    """Band keys (for bands [band_lo, band_hi)) and, optionally, exact hashes of indexed documents."""
+
+    def __init__(self, bands: int, band_lo: int = 0, band_hi: int | None = None, exact: bool = True) -> None:
+        self.bands = bands
+        self.band_lo = band_lo
+        self.band_hi = bands if band_hi is None else band_hi
+        self.exact = exact
+        self.runs: list[Run] = []
+        self.size = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in self.runs)
+
+    def insert(self, keys: np.ndarray, exact: np.ndarray | None, first_ordinal: int) -> None:
+        """Add documents numbered first_ordinal.. (keys: (m, all bands) uint64)."""
+        m = keys.shape[0]
+        if m == 0:
+            return
+        if first_ordinal + m > 2**32:
+            raise OverflowError("a CompactIndex numbers at most 2**32 documents: partition by hash range")
+        ords = np.arange(first_ordinal, first_ordinal + m, dtype=np.uint32)
+        self.runs.append(_make_run(keys[:, self.band_lo : self.band_hi], exact if self.exact else None, ords))
+        self.size += m
+        while len(self.runs) > 1 and self.runs[-1].size * MERGE_RATIO >= self.runs[-2].size:
+            b = self.runs.pop()
+            a = self.runs.pop()
+            self.runs.append(_merge(a, b))
+
+    def query(self, keys: np.ndarray, exact: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Earliest ordinal with an equal content hash, and with a shared band (NO_MATCH if none)."""
+        n = keys.shape[0]
+        best_ex = np.full(n, NO_MATCH, np.int64)
+        best_near = np.full(n, NO_MATCH, np.int64)
+        if n == 0:
+            return best_ex, best_near
+        split = [_split(keys[:, j]) for j in range(self.band_lo, self.band_hi)]
+        for run in self.runs:
+            for j, (q_hi, q_lo) in enumerate(split):
+                _lookup(run.hi[j], run.lo[j], run.ords[j], q_hi, q_lo, best_near)
+            if self.exact and exact is not None and len(run.ex):
+                _lookup(run.ex, None, run.ex_ords, exact, None, best_ex)
+        return best_ex, best_near
+
+
+class PartitionedIndex:
+    """N CompactIndex partitions by band range; the answer is the minimum over partitions.
+
+    Each partition is independent (no shared state), which is what lets them
+    live on separate Ray actors: the driver sends the same key matrix to all
+    and min-reduces the (n,) answers.
+    """
+
+    def __init__(self, bands: int, partitions: int = 1, exact: bool = True) -> None:
+        partitions = max(1, min(partitions, bands))
+        edges = np.linspace(0, bands, partitions + 1).round().astype(int)
+        self.parts = [
+            CompactIndex(bands, int(edges[i]), int(edges[i + 1]), exact=exact and i == 0) for i in range(partitions)
+        ]
+        self.size = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.parts)
+
+    def insert(self, keys: np.ndarray, exact: np.ndarray | None) -> None:
+        for p in self.parts:
+            p.insert(keys, exact, self.size)
+        self.size += keys.shape[0]
+
+    def query(self, keys: np.ndarray, exact: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        answers = [p.query(keys, exact) for p in self.parts]
+        best_ex = np.minimum.reduce([a[0] for a in answers])
+        best_near = np.minimum.reduce([a[1] for a in answers])
+        return best_ex, best_near
