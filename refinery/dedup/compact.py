@@ -16,6 +16,7 @@ N of them, each on its own Ray actor or machine, make the whole index
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,22 +82,38 @@ def _merge(a: Run, b: Run) -> Run:
     return Run(hi, lo, od, ex[order], np.concatenate((a.ex_ords, b.ex_ords))[order])
 
 
-def _lookup(sorted_hi, los, ords, q_hi, q_lo, best) -> None:
-    """best[i] = min(best[i], ordinal of any entry equal to query i)."""
-    left = np.searchsorted(sorted_hi, q_hi, "left")
-    right = np.searchsorted(sorted_hi, q_hi, "right")
-    cnt = right - left
-    hit = np.flatnonzero(cnt)
-    if hit.size == 0:
+def _lookup(sorted_hi, los, ords, order, q_sorted, q_lo, best) -> None:
+    """best[i] = min(best[i], ordinal of any entry equal to query i).
+
+    Queries come pre-sorted (`q_sorted` = queries[order]): numpy's binary
+    search reuses the previous position for ascending needles, which keeps
+    the memory accesses local.  Only the rare hits are then walked.
+    """
+    m = len(sorted_hi)
+    if m == 0:
         return
-    reps = cnt[hit]
-    qi = np.repeat(hit, reps)
-    starts = np.repeat(left[hit] - (np.cumsum(reps) - reps), reps)
-    pos = starts + np.arange(len(qi))
-    if q_lo is not None:
-        ok = los[pos] == q_lo[qi]
-        qi, pos = qi[ok], pos[ok]
-    np.minimum.at(best, qi, ords[pos].astype(np.int64))
+    left = np.searchsorted(sorted_hi, q_sorted, "left")
+    idx = np.flatnonzero(left < m)
+    idx = idx[sorted_hi[left[idx]] == q_sorted[idx]]
+    k = 0
+    while idx.size:
+        pos = left[idx] + k
+        qi = order[idx]
+        if q_lo is not None:
+            ok = los[pos] == q_lo[qi]
+            qi, pos = qi[ok], pos[ok]
+        np.minimum.at(best, qi, ords[pos].astype(np.int64))
+        k += 1
+        idx = idx[left[idx] + k < m]
+        idx = idx[sorted_hi[left[idx] + k] == q_sorted[idx]]
+
+
+def _release_freed_memory() -> None:
+    """Hand freed merge buffers back to the OS (glibc keeps them in its heap otherwise)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class CompactIndex:
@@ -124,10 +141,15 @@ class CompactIndex:
         ords = np.arange(first_ordinal, first_ordinal + m, dtype=np.uint32)
         self.runs.append(_make_run(keys[:, self.band_lo : self.band_hi], exact if self.exact else None, ords))
         self.size += m
+        merged = False
         while len(self.runs) > 1 and self.runs[-1].size * MERGE_RATIO >= self.runs[-2].size:
             b = self.runs.pop()
             a = self.runs.pop()
             self.runs.append(_merge(a, b))
+            del a, b
+            merged = True
+        if merged:
+            _release_freed_memory()
 
     def query(self, keys: np.ndarray, exact: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Earliest ordinal with an equal content hash, and with a shared band (NO_MATCH if none)."""
@@ -136,12 +158,17 @@ class CompactIndex:
         best_near = np.full(n, NO_MATCH, np.int64)
         if n == 0:
             return best_ex, best_near
-        split = [_split(keys[:, j]) for j in range(self.band_lo, self.band_hi)]
+        prepared = []
+        for j in range(self.band_lo, self.band_hi):
+            q_hi, q_lo = _split(keys[:, j])
+            order = np.argsort(q_hi, kind="stable")
+            prepared.append((order, q_hi[order], q_lo))
+        ex_order = np.argsort(exact, kind="stable") if exact is not None else None
         for run in self.runs:
-            for j, (q_hi, q_lo) in enumerate(split):
-                _lookup(run.hi[j], run.lo[j], run.ords[j], q_hi, q_lo, best_near)
+            for j, (order, q_sorted, q_lo) in enumerate(prepared):
+                _lookup(run.hi[j], run.lo[j], run.ords[j], order, q_sorted, q_lo, best_near)
             if self.exact and exact is not None and len(run.ex):
-                _lookup(run.ex, None, run.ex_ords, exact, None, best_ex)
+                _lookup(run.ex, None, run.ex_ords, ex_order, exact[ex_order], None, best_ex)
         return best_ex, best_near
 
 

@@ -16,6 +16,7 @@ parameters, else from their text.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,7 @@ class DedupIndex:
         self.loaded_upto = 0  # highest commit number loaded
         self.rebuilt: list[int] = []  # commits whose segment had to be rebuilt from shards
         self._signer: Signer | None = None
+        self._lock = threading.RLock()  # one index may serve concurrent batches of one process
 
     # -- loading ----------------------------------------------------------------
     def _on_disk(self) -> dict[int, dict[str, Path]]:
@@ -114,8 +116,17 @@ class DedupIndex:
                     found.setdefault(parsed[0], {})[parsed[1]] = p
         return found
 
+    def refresh_sized(self) -> tuple[int, int]:
+        """refresh(), returning (newest commit loaded, documents indexed) consistently."""
+        with self._lock:
+            return self._refresh(), self.mem.size
+
     def refresh(self) -> int:
         """Load every commit newer than the last one loaded; returns the newest commit loaded."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> int:
         numbers = [n for n in self.store.commit_numbers() if n > self.loaded_upto]
         if not numbers:
             return self.loaded_upto
@@ -175,7 +186,8 @@ class DedupIndex:
 
     # -- querying ---------------------------------------------------------------
     def query(self, keys: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.mem.query(keys, exact)
+        with self._lock:
+            return self.mem.query(keys, exact)
 
     def _segment_of(self, ordinal: int) -> Segment:
         bases = [s.base for s in self.segments]

@@ -54,13 +54,13 @@ class Decisions:
     keys: np.ndarray | None = None
 
 
-def _first_kept(groups: list[np.ndarray], order_ok: np.ndarray, use_exact: bool, use_near: bool):
+def _first_kept(groups: list[np.ndarray], use_exact: bool, use_near: bool):
     """Sequential first-copy-wins over docs in order; groups[0] = exact groups, [1:] = band groups.
 
     Returns per doc: (-1, -1) when kept, else (index of the kept copy, 0 exact / 1 near).
     Only documents in a group with another member can be copies, so only those are walked.
     """
-    n = len(order_ok)
+    n = len(groups[0])
     kept_by = np.full(n, -1, np.int64)
     kind = np.full(n, -1, np.int8)
     active = [g for g, on in zip(groups, [use_exact] + [use_near] * (len(groups) - 1)) if on]
@@ -100,7 +100,8 @@ class DedupPhase:
         self.options = options
         self.index: DedupIndex | None = open_index(store, options, writable) if store else None
         self.decisions = Decisions()
-        self.seen_upto = 0
+        self.seen_upto = 0  # newest commit decided against
+        self.seen_size = 0  # documents indexed then: later ordinals belong to later commits
 
     @classmethod
     def for_config(cls, config: PipelineConfig, store: CorpusStore | None, writable: bool) -> "DedupPhase | None":
@@ -142,14 +143,14 @@ class DedupPhase:
         # 1. against everything committed
         committed = np.zeros(len(pos), bool)
         if self.index is not None:
-            self.seen_upto = self.index.refresh()
+            self.seen_upto, self.seen_size = self.index.refresh_sized()
             committed = self._drop_committed(pos, doc_ids, exact, keys, d, min_ordinal=0)
 
         # 2. within the batch, in order, among documents not already copies of committed ones
         rest = np.flatnonzero(~committed)
         groups = [np.unique(exact[rest], return_inverse=True)[1]]
         groups += [np.unique(keys[rest, j], return_inverse=True)[1] for j in range(o.bands)]
-        kept_by, kind = _first_kept(groups, np.ones(len(rest), bool), o.exact, o.near)
+        kept_by, kind = _first_kept(groups, o.exact, o.near)
         for i in np.flatnonzero(kept_by >= 0).tolist():
             src = int(rest[kept_by[i]])
             me = int(rest[i])
@@ -177,11 +178,10 @@ class DedupPhase:
         """Under the commit lock: drop kept documents that commits made since `decide` already hold."""
         if self.index is None:
             return False
-        before = self.index.mem.size
-        upto = self.index.refresh()
+        upto, size = self.index.refresh_sized()
         if upto == self.seen_upto:
             return False
-        self.seen_upto = upto
+        before, self.seen_upto, self.seen_size = self.seen_size, upto, size
         d = self.decisions
         n_before = len(d.drops)
         late = self._drop_committed(d.positions, d.doc_ids, d.exact, d.keys, d, min_ordinal=before)
