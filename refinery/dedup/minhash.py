@@ -78,8 +78,38 @@ def _fmix64_py(h: int) -> int:
     return h ^ (h >> 33)
 
 
+_POW: list[np.ndarray] = [np.ones(1, dtype=U64)]
+
+
+def _powers(n: int) -> np.ndarray:
+    """_P1**i mod 2**64 for i < n (grown on demand, shared by all calls)."""
+    if len(_POW[0]) < n:
+        size = max(n, 2 * len(_POW[0]))
+        with np.errstate(over="ignore"):
+            _POW[0] = np.cumprod(np.concatenate((np.ones(1, U64), np.full(size - 1, _P1, dtype=U64))), dtype=U64)
+    return _POW[0][:n]
+
+
 def _word_hash(word: str) -> int:
-    return xxhash.xxh3_64_intdigest(word.encode("utf-8"))
+    """fmix64 of sum((byte+1) * P1**i) over the UTF-8 bytes of `word + " "` (see _word_hashes)."""
+    h = 0
+    p = 1
+    for byte in (word + " ").encode("utf-8"):
+        h = (h + (byte + 1) * p) & _MASK64
+        p = (p * _P1) & _MASK64
+    return _fmix64_py(h)
+
+
+def _word_hashes(normalised: str) -> np.ndarray:
+    """_word_hash of every space-separated word at once: a polynomial hash summed per word with reduceat."""
+    data = np.frombuffer((normalised + " ").encode("utf-8"), dtype=np.uint8)
+    ends = np.flatnonzero(data == 32)  # each word owns its trailing space
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    pos = np.arange(len(data)) - np.repeat(starts, lengths)
+    with np.errstate(over="ignore"):
+        vals = (data.astype(U64) + U64(1)) * _powers(int(lengths.max()))[pos]
+        return _fmix64(np.add.reduceat(vals, starts))
 
 
 def _char_hash(ch: str) -> int:
@@ -101,7 +131,7 @@ def token_hashes(normalised: str, kind: str) -> np.ndarray:
             return _fmix64(cps * U64(_P1) + U64(1))
     if not normalised:
         return np.zeros(0, dtype=U64)
-    return np.fromiter((_word_hash(w) for w in normalised.split(" ")), dtype=U64)
+    return _word_hashes(normalised)
 
 
 def shingle_hashes(tok: np.ndarray, size: int) -> np.ndarray:
