@@ -3,7 +3,8 @@
 Per band, a run stores each document's 64-bit band key as a sorted uint32
 (high half) plus a uint16 (next 16 bits), and a uint32 document ordinal: 10
 bytes.  With 18 bands that is 180 bytes, plus 12 for the exact layer (uint64
-content hash + ordinal).  48 key bits leave ~n/2**48 chance of a spurious
+content hash + ordinal), plus a bucket directory over the top bits of each
+band (~0.125 bytes per entry, ~2.3 per document).  48 key bits leave ~n/2**48 chance of a spurious
 candidate per band lookup (3.6e-8 at 10M documents).
 
 Runs are kept LSM-style: a new batch is one small sorted run; runs of similar
@@ -32,6 +33,8 @@ class Run:
     ords: np.ndarray  # (bands, m) uint32
     ex: np.ndarray  # (m,) uint64 sorted (empty when this index holds no exact layer)
     ex_ords: np.ndarray  # (m,) uint32
+    dirs: np.ndarray | None = None  # (bands, 2**bits + 1) uint32: where each top-`bits` prefix starts
+    bits: int = 0
 
     @property
     def size(self) -> int:
@@ -39,11 +42,27 @@ class Run:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.hi, self.lo, self.ords, self.ex, self.ex_ords))
+        arrays = (self.hi, self.lo, self.ords, self.ex, self.ex_ords, self.dirs)
+        return sum(a.nbytes for a in arrays if a is not None)
 
 
 def _split(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (keys >> np.uint64(32)).astype(np.uint32), ((keys >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.uint16)
+
+
+DIRECTORY_BUCKET = 32  # entries per directory bucket, on average: ~0.125 bytes/entry, ~6 search steps
+
+
+def _with_directory(run: Run) -> Run:
+    """Bucket offsets by the top bits of `hi`, so a lookup binary-searches ~32 entries, not the run."""
+    m = run.hi.shape[1]
+    bits = max(0, min(24, int(np.log2(max(1, m // DIRECTORY_BUCKET)))))
+    dirs = np.zeros((run.hi.shape[0], (1 << bits) + 1), np.uint32)
+    for j in range(run.hi.shape[0]):
+        counts = np.bincount(run.hi[j] >> np.uint32(32 - bits), minlength=1 << bits) if bits else np.array([m])
+        np.cumsum(counts, out=dirs[j, 1:])
+    run.dirs, run.bits = dirs, bits
+    return run
 
 
 def _make_run(keys: np.ndarray, exact: np.ndarray | None, ords: np.ndarray) -> Run:
@@ -61,7 +80,7 @@ def _make_run(keys: np.ndarray, exact: np.ndarray | None, ords: np.ndarray) -> R
     else:
         order = np.argsort(exact, kind="stable")
         ex, ex_ords = exact[order], ords[order]
-    return Run(hi, lo, od, ex, ex_ords)
+    return _with_directory(Run(hi, lo, od, ex, ex_ords))
 
 
 def _merge(a: Run, b: Run) -> Run:
@@ -79,7 +98,7 @@ def _merge(a: Run, b: Run) -> Run:
         od[j] = np.concatenate((a.ords[j], b.ords[j]))[order]
     ex = np.concatenate((a.ex, b.ex))
     order = np.argsort(ex, kind="stable")
-    return Run(hi, lo, od, ex[order], np.concatenate((a.ex_ords, b.ex_ords))[order])
+    return _with_directory(Run(hi, lo, od, ex[order], np.concatenate((a.ex_ords, b.ex_ords))[order]))
 
 
 def _lookup(sorted_hi, los, ords, order, q_sorted, q_lo, best) -> None:
@@ -106,6 +125,34 @@ def _lookup(sorted_hi, los, ords, order, q_sorted, q_lo, best) -> None:
         k += 1
         idx = idx[left[idx] + k < m]
         idx = idx[sorted_hi[left[idx] + k] == q_sorted[idx]]
+
+
+def _band_lookup(sorted_hi, los, ords, directory, bits, q_hi, q_lo, best) -> None:
+    """Like _lookup, for a band: the directory narrows each query to its bucket, then a
+    vectorised binary search (a few numpy steps over all queries) finds the first entry."""
+    m = len(sorted_hi)
+    if m == 0:
+        return
+    bucket = (q_hi >> np.uint32(32 - bits)).astype(np.int64) if bits else np.zeros(len(q_hi), np.int64)
+    lo = directory[bucket].astype(np.int64)
+    hi = directory[bucket + 1].astype(np.int64)
+    active = np.flatnonzero(lo < hi)
+    while active.size:
+        mid = (lo[active] + hi[active]) >> 1
+        go = sorted_hi[mid] < q_hi[active]
+        lo[active] = np.where(go, mid + 1, lo[active])
+        hi[active] = np.where(go, hi[active], mid)
+        active = active[lo[active] < hi[active]]
+    idx = np.flatnonzero(lo < m)
+    idx = idx[sorted_hi[lo[idx]] == q_hi[idx]]
+    k = 0
+    while idx.size:
+        pos = lo[idx] + k
+        ok = los[pos] == q_lo[idx]
+        np.minimum.at(best, idx[ok], ords[pos[ok]].astype(np.int64))
+        k += 1
+        idx = idx[lo[idx] + k < m]
+        idx = idx[sorted_hi[lo[idx] + k] == q_hi[idx]]
 
 
 def _release_freed_memory() -> None:
@@ -158,15 +205,11 @@ class CompactIndex:
         best_near = np.full(n, NO_MATCH, np.int64)
         if n == 0:
             return best_ex, best_near
-        prepared = []
-        for j in range(self.band_lo, self.band_hi):
-            q_hi, q_lo = _split(keys[:, j])
-            order = np.argsort(q_hi, kind="stable")
-            prepared.append((order, q_hi[order], q_lo))
+        prepared = [_split(keys[:, j]) for j in range(self.band_lo, self.band_hi)]
         ex_order = np.argsort(exact, kind="stable") if exact is not None else None
         for run in self.runs:
-            for j, (order, q_sorted, q_lo) in enumerate(prepared):
-                _lookup(run.hi[j], run.lo[j], run.ords[j], order, q_sorted, q_lo, best_near)
+            for j, (q_hi, q_lo) in enumerate(prepared):
+                _band_lookup(run.hi[j], run.lo[j], run.ords[j], run.dirs[j], run.bits, q_hi, q_lo, best_near)
             if self.exact and exact is not None and len(run.ex):
                 _lookup(run.ex, None, run.ex_ords, ex_order, exact[ex_order], None, best_ex)
         return best_ex, best_near
