@@ -20,6 +20,8 @@ from refinery.dedup import phase as phase_mod
 from refinery.dedup.index import DedupIndex
 from refinery.store import CorpusStore
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = """name: dedup-test
 execution: {records_per_unit: 8, batch_rows: 4}
@@ -204,3 +206,21 @@ def test_concurrent_batches_do_not_both_keep_a_pair(world, monkeypatch):
     index.refresh()
     assert index.rebuilt == [] and index.mem.size == 3
     assert np.array_equal([s.count for s in index.segments], [2, 1])
+
+
+def test_index_partitions_on_ray_actors_answer_like_the_local_index(world):
+    cfg = world["config"]
+    store = CorpusStore(world["root"] / "actors")
+    run_batch(cfg, [world["inputs"][1]], store)
+    local = DedupIndex(store, cfg.stage("dedup").options, writable=False)
+    remote_opts = cfg.stage("dedup").options.model_copy(update={"index_partitions": 3, "index_actors": True})
+    remote = DedupIndex(store, remote_opts, writable=False)
+    assert local.refresh() == remote.refresh() == 1
+    assert remote.mem.actors and len(remote.mem.parts) == 3
+    seg = pq.read_table(next((store.state_dir / "dedup").rglob("seg-*.parquet")))
+    keys = np.asarray(seg.column("bands").combine_chunks().flatten()).reshape(-1, remote_opts.bands)
+    exact = seg.column("content_hash").to_numpy()
+    for a, b in zip(local.query(keys, exact), remote.query(keys, exact)):
+        assert np.array_equal(a, b)
+    assert np.array_equal(local.query(keys, exact)[1], np.arange(len(exact)))  # each finds itself
+    assert remote.mem.nbytes == local.mem.nbytes

@@ -178,6 +178,10 @@ class CompactIndex:
     def nbytes(self) -> int:
         return sum(r.nbytes for r in self.runs)
 
+    def memory(self) -> int:
+        """nbytes, as a method (callable on a Ray actor)."""
+        return self.nbytes
+
     def insert(self, keys: np.ndarray, exact: np.ndarray | None, first_ordinal: int) -> None:
         """Add documents numbered first_ordinal.. (keys: (m, all bands) uint64)."""
         m = keys.shape[0]
@@ -218,30 +222,45 @@ class CompactIndex:
 class PartitionedIndex:
     """N CompactIndex partitions by band range; the answer is the minimum over partitions.
 
-    Each partition is independent (no shared state), which is what lets them
-    live on separate Ray actors: the driver sends the same key matrix to all
-    and min-reduces the (n,) answers.
+    Each partition is independent (no shared state), so it can live in its own
+    Ray actor (`actors=True`): the driver puts the key matrix in the object
+    store once, every actor answers for its bands, and the driver min-reduces
+    the (n,) answers.
     """
 
-    def __init__(self, bands: int, partitions: int = 1, exact: bool = True) -> None:
+    def __init__(self, bands: int, partitions: int = 1, exact: bool = True, actors: bool = False) -> None:
         partitions = max(1, min(partitions, bands))
         edges = np.linspace(0, bands, partitions + 1).round().astype(int)
-        self.parts = [
-            CompactIndex(bands, int(edges[i]), int(edges[i + 1]), exact=exact and i == 0) for i in range(partitions)
-        ]
+        specs = [(bands, int(edges[i]), int(edges[i + 1]), exact and i == 0) for i in range(partitions)]
+        self.actors = actors
+        if actors:
+            import ray
+
+            remote = ray.remote(num_cpus=0)(CompactIndex)
+            self.parts = [remote.remote(*spec) for spec in specs]
+        else:
+            self.parts = [CompactIndex(*spec) for spec in specs]
         self.size = 0
+
+    def _call(self, method: str, *args):
+        if not self.actors:
+            return [getattr(p, method)(*args) for p in self.parts]
+        import ray
+
+        refs = [ray.put(a) if isinstance(a, np.ndarray) else a for a in args]
+        return ray.get([getattr(p, method).remote(*refs) for p in self.parts])
 
     @property
     def nbytes(self) -> int:
-        return sum(p.nbytes for p in self.parts)
+        return sum(self._call("memory"))
 
     def insert(self, keys: np.ndarray, exact: np.ndarray | None) -> None:
-        for p in self.parts:
-            p.insert(keys, exact, self.size)
+        if keys.shape[0]:
+            self._call("insert", keys, exact, self.size)
         self.size += keys.shape[0]
 
     def query(self, keys: np.ndarray, exact: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        answers = [p.query(keys, exact) for p in self.parts]
+        answers = self._call("query", keys, exact)
         best_ex = np.minimum.reduce([a[0] for a in answers])
         best_near = np.minimum.reduce([a[1] for a in answers])
         return best_ex, best_near

@@ -99,7 +99,7 @@ class DedupIndex:
         self.dir = store.state_dir / "dedup" / options.index_id()
         if writable:
             self.dir.mkdir(parents=True, exist_ok=True)
-        self.mem = PartitionedIndex(options.bands, options.index_partitions, exact=True)
+        self.mem = PartitionedIndex(options.bands, options.index_partitions, exact=True, actors=options.index_actors)
         self.segments: list[Segment] = []
         self.loaded_upto = 0  # highest commit number loaded
         self.rebuilt: list[int] = []  # commits whose segment had to be rebuilt from shards
@@ -235,8 +235,13 @@ _CACHE: dict[tuple[str, str, bool], DedupIndex] = {}
 
 
 def open_index(store: CorpusStore, options: DedupOptions, writable: bool = True) -> DedupIndex:
-    key = (str(store.root), options.index_id() + f"/{options.index_partitions}", writable)
+    key = (str(store.root), f"{options.index_id()}/{options.index_partitions}/{options.index_actors}", writable)
     index = _CACHE.get(key)
+    if index is not None and options.index_actors:
+        import ray
+
+        if not ray.is_initialized():  # its actors went with the Ray session that made them
+            index = None
     if index is None or not index.dir.parent.parent.exists():
         index = DedupIndex(store, options, writable)
         _CACHE[key] = index

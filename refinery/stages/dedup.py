@@ -49,6 +49,7 @@ class DedupOptions(StrictModel):
         default_factory=_cjk_defaults, description="per-language shingling (by the langid `language` column)"
     )
     index_partitions: int = Field(1, ge=1, description="band-range partitions of the resident index")
+    index_actors: bool = Field(False, description="host each partition in its own Ray actor (else in the driver)")
 
     @model_validator(mode="after")
     def _check_bands(self) -> "DedupOptions":
