@@ -88,6 +88,15 @@ def evaluate_clusters(docs: list[dict], options: DedupOptions) -> dict:
     by_cluster = defaultdict(list)
     for i, d in enumerate(docs):
         by_cluster[d["cluster_id"]].append(i)
+    per_kind = defaultdict(lambda: [0, 0])  # (lang, variant kind) -> [pairs, detected] against the original
+    for members in by_cluster.values():
+        origs = [i for i in members if docs[i]["kind"] == "orig"]
+        for o in origs:
+            for v in members:
+                if v != o and docs[v]["kind"] != "orig":
+                    hit = detected(exact[o : o + 1], keys[o : o + 1], exact[v : v + 1], keys[v : v + 1])[0]
+                    per_kind[(docs[v]["lang"], docs[v]["kind"])][0] += 1
+                    per_kind[(docs[v]["lang"], docs[v]["kind"])][1] += int(hit)
     tp = fn = 0
     for members in by_cluster.values():
         for i, j in combinations(members, 2):
@@ -110,7 +119,7 @@ def evaluate_clusters(docs: list[dict], options: DedupOptions) -> dict:
     fp = len(seen)
     n = len(docs)
     cross_pairs = n * (n - 1) // 2 - (tp + fn)
-    return {"pairs_in_clusters": tp + fn, "recall": tp / max(1, tp + fn), "false_merges": fp, "cross_pairs": cross_pairs}
+    return {"per_kind": dict(per_kind), "pairs_in_clusters": tp + fn, "recall": tp / max(1, tp + fn), "false_merges": fp, "cross_pairs": cross_pairs}
 
 
 def main() -> None:
@@ -134,7 +143,11 @@ def main() -> None:
     c = evaluate_clusters(load(args.data / "clusters.jsonl.gz"), options)
     print(f"\n## clusters.jsonl.gz\n\npairwise recall inside planted clusters: {c['recall']:.4f} "
           f"({c['pairs_in_clusters']} pairs); false merges across clusters: {c['false_merges']} "
-          f"of {c['cross_pairs']} pairs")
+          f"of {c['cross_pairs']} pairs\n")
+    print("| lang | variant kind | variant-original pairs | detected |")
+    print("|---|---|---|---|")
+    for (lang, kind), (n, h) in sorted(c["per_kind"].items()):
+        print(f"| {lang} | {kind} | {n} | {h / n:.3f} |")
     print(f"\n({time.perf_counter() - t:.1f}s)")
 
 
