@@ -140,3 +140,51 @@ def test_neardup_pairs_acceptance():
         mine = np.array(langs) == lang
         assert hit[mine & (label == 1) & (true_j >= 0.8)].mean() >= 0.95, lang
         assert hit[mine & (label == 0)].mean() <= 0.01, lang
+
+
+def _commit_by_hand(store, texts, key="k" * 64, models=None):
+    """A commit made without the dedup stage: shards hold doc_id and text only."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from refinery.store import CommitRecord, FileEntry
+    from refinery.store.shards import sha256_file
+
+    staging = store.new_staging(key)
+    out = staging / "out"
+    out.mkdir()
+    path = out / "shard-00000.parquet"
+    pq.write_table(pa.table({"doc_id": [f"d{i}" for i in range(len(texts))], "text": texts}), path)
+    entry = FileEntry(str(path.relative_to(out)), len(texts), path.stat().st_size, sha256_file(path))
+    record = CommitRecord(0, key, "", "hand", "h", models or {}, [], [], [], {}, len(texts), len(texts))
+    return store.commit_staged(staging, record, [entry], [])
+
+
+def test_index_rebuilds_from_text_for_commits_made_without_dedup(tmp_path):
+    from refinery.dedup.index import DedupIndex
+    from refinery.store import CorpusStore
+
+    store = CorpusStore(tmp_path / "store")
+    other = "An entirely different page about gardening and the care of tomato plants in summer. " * 4
+    import random
+
+    rng = random.Random(3)
+    long = " ".join("".join(rng.choice("abcdefghij") for _ in range(6)) for _ in range(300))
+    _commit_by_hand(store, [other, long])
+    o = DedupOptions()
+    index = DedupIndex(store, o)
+    assert index.refresh() == 1 and index.rebuilt == [1]
+    assert len(list(index.dir.glob("seg-00000001-*.parquet"))) == 1  # written back for next time
+    near_copy = long.replace(long.split()[150], "changed", 1)
+    exact, sigs = Signer(o).sign([near_copy, "nothing like it at all " * 20], None)
+    ex, near = index.query(band_hashes(sigs, o.bands, o.rows), exact)
+    assert near[0] == 1 and near[1] == NO_MATCH and ex[0] == NO_MATCH
+    assert index.locate(1) == ("d1", 1)
+    # A second process finds the written-back segment and does not rebuild.
+    again = DedupIndex(store, o)
+    assert again.refresh() == 1 and again.rebuilt == []
+    # An orphan segment (no manifest for commit 2) is ignored, then removed.
+    orphan = index.dir / "seg-00000002-ffffffffffffffff.parquet"
+    orphan.write_bytes(b"junk")
+    assert DedupIndex(store, o).refresh() == 1
+    assert index.remove_orphans() == [orphan.name] and not orphan.exists()
