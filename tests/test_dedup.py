@@ -188,3 +188,16 @@ def test_index_rebuilds_from_text_for_commits_made_without_dedup(tmp_path):
     orphan.write_bytes(b"junk")
     assert DedupIndex(store, o).refresh() == 1
     assert index.remove_orphans() == [orphan.name] and not orphan.exists()
+
+
+def test_without_language_column_cjk_scripts_get_character_shingles():
+    from refinery.stages.dedup import script_language
+
+    assert script_language(normalise(ZH)) == "zh"
+    assert script_language(normalise("これはテストです。日本語の文章をここに書きます。")) == "ja"
+    assert script_language(normalise("ภาษาไทยไม่มีการเว้นวรรคระหว่างคำ")) == "th"
+    assert script_language(normalise(EN)) is None
+    signer = Signer(DedupOptions())
+    _, with_lang = signer.sign([ZH], ["zh"])
+    _, without = signer.sign([ZH], None)
+    assert np.array_equal(with_lang, without)

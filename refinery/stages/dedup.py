@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Literal
 
 import numpy as np
@@ -75,6 +76,27 @@ class DedupOptions(StrictModel):
         return Shingling(opt.kind, opt.size)
 
 
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_THAI = re.compile(r"[\u0e00-\u0e7f]")
+
+
+def script_language(normalised: str) -> str | None:
+    """zh / ja / th when those scripts dominate a text without a `language` (no langid stage).
+
+    Looks at the first 2,000 characters: enough to tell scripts apart, cheap.
+    """
+    head = normalised[:2000].replace(" ", "")
+    if not head:
+        return None
+    han, kana, thai = (len(r.findall(head)) for r in (_HAN, _KANA, _THAI))
+    if thai > 0.3 * len(head):
+        return "th"
+    if han + kana > 0.3 * len(head):
+        return "ja" if kana > 0.1 * (han + kana) else "zh"
+    return None
+
+
 class Signer:
     """Content hashes and signatures for texts, per the options (shared by stage, driver and rebuild)."""
 
@@ -89,7 +111,7 @@ class Signer:
         for i, (text, lang) in enumerate(zip(texts, langs)):
             norm = normalise(text)
             exact[i] = exact_hash(norm)
-            sh = self.options.shingling(lang)
+            sh = self.options.shingling(lang if lang is not None else script_language(norm))
             per_doc.append(shingle_hashes(token_hashes(norm, sh.kind), sh.size))
         return exact, self.hasher.signatures_from_hashes(per_doc)
 
