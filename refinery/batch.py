@@ -137,6 +137,7 @@ def run_batch(
         assert dedup is not None and dedup.index is not None
         replaced = None
         dedup.index.remove_orphans()
+        dedup.index.compact()
         if dedup.recheck():
             shutil.rmtree(staging / "out", ignore_errors=True)
             replaced = _write_outputs(config, runner, results, staging, dedup)

@@ -201,3 +201,33 @@ def test_without_language_column_cjk_scripts_get_character_shingles():
     _, with_lang = signer.sign([ZH], ["zh"])
     _, without = signer.sign([ZH], None)
     assert np.array_equal(with_lang, without)
+
+
+def test_compaction_folds_segments_into_a_base_that_loads_the_same(tmp_path):
+    from refinery.dedup.index import DedupIndex, segment_name, segment_table, write_segment
+    from refinery.store import CorpusStore
+
+    store = CorpusStore(tmp_path / "store")
+    o = DedupOptions()
+    signer = Signer(o)
+    texts = [f"document number {'x' * (i + 1)} " * 30 for i in range(8)]
+    index = DedupIndex(store, o)
+    for i, text in enumerate(texts):  # eight commits, each with its segment, as run_batch does
+        key = f"{i:02d}" * 32
+        exact, sigs = signer.sign([text], None)
+        rec = _commit_by_hand(store, [text], key=key, models={"dedup": {"index": o.index_id()}})
+        write_segment(index.dir / segment_name(rec.commit, key), segment_table([f"c{rec.commit}"], exact,
+                      band_hashes(sigs, o.bands, o.rows)))
+    index.refresh()
+    other = DedupIndex(store, o)  # another process that loaded the segment files before compaction
+    other.refresh()
+    before = [index.locate(i) for i in range(8)]
+    assert not index.compact(at=9) and index.compact(at=8)
+    assert other.locate(3) == ("c4", 4)  # its file is gone: found in the base
+    assert [p.name for p in index.dir.iterdir()] == ["base-00000008.parquet"]
+    assert [index.locate(i) for i in range(8)] == before == [(f"c{n}", n) for n in range(1, 9)]
+    fresh = DedupIndex(store, o)  # another process: loads the base, rebuilds nothing
+    assert fresh.refresh() == 8 and fresh.rebuilt == []
+    exact, sigs = signer.sign([texts[5]], None)
+    ex, near = fresh.query(band_hashes(sigs, o.bands, o.rows), exact)
+    assert ex[0] == 5 and fresh.locate(5) == ("c6", 6)
