@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from refinery.stages.base import Stage, StageResult
+from refinery.stages.dedup import DedupStage
 from refinery.stages.extract import ExtractStage
 from refinery.stages.langid import LangIdStage
 from refinery.stages.quality import QualityStage
 
 STAGE_TYPES: dict[str, type[Stage]] = {
-    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage)
+    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage, DedupStage)
 }
 
 __all__ = ["STAGE_TYPES", "Stage", "StageResult"]
