@@ -1,10 +1,14 @@
-"""Main-text extraction with trafilatura, bounded so the result never depends on machine load.
+"""Main-text extraction (trafilatura, or resiliparse), bounded so the result never depends on machine load.
 
 datatrove bounds extraction with a wall-clock timeout, so the set of kept
 documents changes with how busy the machine is.  Here every bound is on the
 input itself (bytes of HTML, elements in the parsed tree), which gives the same
 verdict on any machine.  A CPU-time guard (not wall time) with a wide margin is
 kept only as a last line of defence against a pathological page.
+
+`extractor: resiliparse` trades extraction quality for speed (about 10x the pages/s,
+token F1 0.92 instead of 0.96 on the article benchmark: bench/README.md), for
+operators whose budget is CPU.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Literal
 
 import pyarrow as pa
 import trafilatura
@@ -30,6 +34,9 @@ TEXT_FIELD = pa.field("text", pa.string())
 
 
 class ExtractOptions(StrictModel):
+    extractor: Literal["trafilatura", "resiliparse"] = Field(
+        "trafilatura", description="trafilatura (best quality) or resiliparse (about 10x faster)"
+    )
     max_html_bytes: int = Field(5_000_000, ge=1024, description="larger pages are dropped as too_large")
     max_tree_elements: int = Field(60_000, ge=100, description="larger DOMs are dropped as too_complex")
     cpu_seconds_limit: float | None = Field(60.0, gt=0, description="CPU-time guard; null disables")
@@ -37,7 +44,7 @@ class ExtractOptions(StrictModel):
     favor_recall: bool = False
     include_comments: bool = False
     include_tables: bool = True
-    fast: bool = False
+    fast: bool = False  # trafilatura only
     min_text_chars: int = Field(1, ge=0, description="shorter extractions are dropped as empty")
 
 
@@ -105,13 +112,29 @@ class ExtractStage(Stage):
     fields = [TEXT_FIELD]
 
     def model_info(self) -> dict:
+        if self.options.extractor == "resiliparse":
+            from importlib.metadata import version
+
+            return {"resiliparse": version("resiliparse")}
         return {"trafilatura": trafilatura.__version__}
+
+    def _resiliparse(self, html: str) -> str:
+        from resiliparse.extract.html2text import extract_plain_text
+        from resiliparse.parse.html import HTMLTree
+
+        tree = HTMLTree.parse(html)
+        return extract_plain_text(
+            tree, main_content=True, alt_texts=False, links=False, form_fields=False, noscript=False,
+            comments=self.options.include_comments, list_bullets=True, preserve_formatting=True,
+        )
 
     def extract_one(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
         """Return (text, reason, detail) for one page."""
         opts: ExtractOptions = self.options
         if len(payload) > opts.max_html_bytes:
             return None, "too_large", f"{len(payload)} bytes > {opts.max_html_bytes}"
+        if opts.extractor == "resiliparse":
+            return self._extract_resiliparse(payload, charset)
         try:
             html = decode_html(payload, charset)
             tree: HtmlElement | None = load_html(html)
@@ -137,6 +160,23 @@ class ExtractStage(Stage):
             return None, "cpu_limit", f"over {opts.cpu_seconds_limit} CPU seconds"
         except RecursionError:
             return None, "too_complex", "tree too deep"
+        except Exception as err:  # noqa: BLE001
+            return None, "extract_error", f"{type(err).__name__}: {err}"[:500]
+        if not text or len(text) < opts.min_text_chars:
+            return None, "empty", None
+        return text, None, None
+
+    def _extract_resiliparse(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
+        opts: ExtractOptions = self.options
+        try:
+            html = decode_html(payload, charset)
+        except Exception as err:  # noqa: BLE001
+            return None, "parse_error", str(err)[:500]
+        try:
+            with cpu_budget(opts.cpu_seconds_limit):
+                text = self._resiliparse(html).strip()
+        except CpuBudgetExceeded:
+            return None, "cpu_limit", f"over {opts.cpu_seconds_limit} CPU seconds"
         except Exception as err:  # noqa: BLE001
             return None, "extract_error", f"{type(err).__name__}: {err}"[:500]
         if not text or len(text) < opts.min_text_chars:
