@@ -114,7 +114,11 @@ def run_batch(
     executor.ensure_ray(address)
     staging = store.new_staging(key)
     try:
-        results = executor.execute(config, units, staging, "run", str(store.root), on_unit_done, should_cancel)
+        dedup_spec = config.stage("dedup")
+        skips = executor.raw_duplicate_skips(units) if dedup_spec is not None and dedup_spec.options.exact else None
+        results = executor.execute(
+            config, units, staging, "run", str(store.root), on_unit_done, should_cancel, skips=skips
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -16,6 +16,7 @@ import ray
 
 from refinery.config import PipelineConfig
 from refinery.counters import Counters
+from refinery.dedup.raw import plan_skips, unit_raw_keys
 from refinery.pipeline import PipelineRunner
 from refinery.readers import WorkUnit, read_unit
 from refinery.schema import REJECT_SCHEMA
@@ -52,8 +53,18 @@ def runner_for(config: PipelineConfig, mode: str, store_root: str | None) -> Pip
     return runner
 
 
-def process_unit(config: PipelineConfig, unit: WorkUnit, staging: str, mode: str, store_root: str | None) -> UnitResult:
-    """Run one work unit end to end; plain Python so tests can call it without Ray."""
+def process_unit(
+    config: PipelineConfig,
+    unit: WorkUnit,
+    staging: str,
+    mode: str,
+    store_root: str | None,
+    skip: dict[str, str] | None = None,
+) -> UnitResult:
+    """Run one work unit end to end; plain Python so tests can call it without Ray.
+
+    `skip` maps doc_ids of raw-byte copies to their first copy (refinery/dedup/raw.py):
+    those rows are dropped before any stage runs."""
     runner = runner_for(config, mode, store_root)
     counters = Counters()
     parts = Path(staging) / "parts"
@@ -62,7 +73,7 @@ def process_unit(config: PipelineConfig, unit: WorkUnit, staging: str, mode: str
     docs_in = 0
     for batch in read_unit(unit, config.execution.batch_rows):
         docs_in += batch.num_rows
-        out, rej = runner.process(batch, counters)
+        out, rej = runner.process(batch, counters, skip)
         kept.write(out)
         rejects.write(rej)
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
@@ -72,6 +83,13 @@ def process_unit(config: PipelineConfig, unit: WorkUnit, staging: str, mode: str
 
 
 _remote_process_unit = ray.remote(max_retries=3, retry_exceptions=False)(process_unit)
+_remote_raw_keys = ray.remote(max_retries=3, retry_exceptions=False)(unit_raw_keys)
+
+
+def raw_duplicate_skips(units: list[WorkUnit]) -> dict[int, dict[str, str]]:
+    """Hash every unit's raw pages in Ray tasks; the driver picks the later copies (input order)."""
+    refs = [_remote_raw_keys.remote(u) for u in units]
+    return plan_skips([(u.index, keys) for u, keys in zip(units, ray.get(refs))])
 
 
 def ensure_ray(address: str | None) -> None:
@@ -110,6 +128,7 @@ def execute(
     store_root: str | None = None,
     on_unit_done: Callable[[UnitResult], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    skips: dict[int, dict[str, str]] | None = None,
 ) -> list[UnitResult]:
     """Run all units on Ray with a bounded number in flight; results in unit order.
 
@@ -128,7 +147,8 @@ def execute(
         while queue or pending:
             while queue and len(pending) < limit:
                 unit = queue.pop(0)
-                ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, store_root)
+                skip = (skips or {}).get(unit.index)
+                ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, store_root, skip)
                 pending[ref] = unit
             if should_cancel is not None and should_cancel():
                 raise BatchCancelled("batch cancelled")

@@ -15,6 +15,7 @@ import xxhash
 
 from refinery.config import PipelineConfig
 from refinery.counters import Counters
+from refinery.dedup.raw import RAW_REASON
 from refinery.schema import INPUT_SCHEMA, PROVENANCE_COLUMNS, REJECT_SCHEMA, VERDICT_FIELD
 from refinery.stages import STAGE_TYPES, Stage
 from refinery.stages.base import StageContext
@@ -99,8 +100,13 @@ class PipelineRunner:
                 arrays.append(pa.nulls(batch.num_rows, f.type))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
-    def process(self, batch: pa.RecordBatch, counters: Counters) -> tuple[pa.RecordBatch, pa.Table]:
-        """Return (output rows, reject rows) for one input batch, updating `counters`."""
+    def process(
+        self, batch: pa.RecordBatch, counters: Counters, skip: dict[str, str] | None = None
+    ) -> tuple[pa.RecordBatch, pa.Table]:
+        """Return (output rows, reject rows) for one input batch, updating `counters`.
+
+        `skip` (run mode): doc_id -> first copy for raw-byte duplicates, dropped as
+        `dedup:exact_raw` before any stage (refinery/dedup/raw.py)."""
         self.setup()
         reject_rows: list[dict] = []
         verdict: list[str | None] = [None] * batch.num_rows
@@ -111,6 +117,8 @@ class PipelineRunner:
         c.docs_in += batch.num_rows
         read_reasons = ["read_error" if e is not None else None for e in errors]
         batch = self._apply(batch, READ_STAGE, read_reasons, errors, None, c, reject_rows, verdict)
+        if skip and self.mode == "run":
+            batch = self._skip_raw_copies(batch, skip, counters, reject_rows)
 
         for stage in self.stages:
             c = counters.stage(stage.name)
@@ -127,6 +135,19 @@ class PipelineRunner:
             batch = batch.append_column(VERDICT_FIELD, pa.array([v or "keep" for v in verdict], pa.string()))
         rejects = pa.Table.from_pylist(reject_rows, schema=REJECT_SCHEMA)
         return self._conform(batch), rejects
+
+    def _skip_raw_copies(self, batch: pa.RecordBatch, skip: dict[str, str], counters: Counters, reject_rows) -> pa.RecordBatch:
+        firsts = [skip.get(d) for d in batch.column("doc_id").to_pylist()]
+        mask = [f is not None for f in firsts]
+        n = sum(mask)
+        if not n:
+            return batch
+        c = counters.stage("dedup")
+        c.docs_in += n
+        c.dropped[RAW_REASON] += n
+        reasons = [RAW_REASON if m else None for m in mask]
+        reject_rows.extend(self._rejects(batch, mask, "dedup", reasons, None, firsts))
+        return batch.filter(pc.invert(pa.array(mask, pa.bool_())))
 
     def _apply(self, batch, stage_name, reasons, details, dup_of, c, reject_rows, verdict) -> pa.RecordBatch:
         mask = [r is not None for r in reasons]
