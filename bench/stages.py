@@ -96,6 +96,7 @@ def main() -> None:
                                 include_tables=opts.include_tables, deduplicate=False)
 
     t_stage, t_bare = cpu(run_extract, args.repeat), cpu(bare_extract, args.repeat)
+    t_bare_extract = t_bare
     rows.append(("extract", n_pages, n_pages / t_stage, html_mb / t_stage, "trafilatura.extract(bytes)",
                  n_pages / t_bare, t_stage / t_bare - 1))
     extracted = out[:]
@@ -171,6 +172,16 @@ def main() -> None:
     path.unlink(missing_ok=True)
     rows.append(("parquet write", table_.num_rows, table_.num_rows / t_bare, mb / t_bare, "pyarrow write_table zstd",
                  table_.num_rows / t_bare, 0.0))
+
+    # the whole pipeline in one process (PipelineRunner: every stage, rejects, Arrow), vs bare trafilatura on all pages
+    from refinery.counters import Counters
+    from refinery.pipeline import PipelineRunner
+
+    runner = PipelineRunner(cfg, "run")
+    runner.setup()
+    t_pipe = cpu(lambda: [runner.process(b, Counters()) for b in batches], args.repeat)
+    rows.append(("whole pipeline (one process)", n_pages, n_pages / t_pipe, html_mb / t_pipe,
+                 "trafilatura.extract(bytes), all pages", n_pages / t_bare_extract, t_pipe / t_bare_extract - 1))
 
     print(f"{n_pages} pages, {warc_bytes / 1e6:.1f} MB WARC, {html_mb:.1f} MB HTML; CPU seconds, one core, "
           f"median of {args.repeat}")
