@@ -21,6 +21,7 @@ from refinery import executor
 from refinery.config import PipelineConfig
 from refinery.counters import Counters
 from refinery.dedup.phase import DedupPhase
+from refinery.dedup.raw import RAW_REASON
 from refinery.pipeline import PipelineRunner
 from refinery.readers import InputFile, discover, plan_units
 from refinery.schema import REJECT_SCHEMA
@@ -61,7 +62,9 @@ def _with_dedup(counters: Counters, dedup: DedupPhase | None) -> Counters:
 
     Dedup decides in the driver after every per-document stage has run, so it
     is reported last: its `in` is what the other stages kept, and the chain
-    in = out + dropped, next.in = out holds for every stage in the order shown.
+    in = out + dropped, next.in = out holds for every stage in the order shown,
+    except for raw-byte copies (`exact_raw`), which go from `read` straight to
+    dedup: read.out = extract.in + dedup.exact_raw.
     """
     if dedup is None:
         return counters
@@ -72,7 +75,12 @@ def _with_dedup(counters: Counters, dedup: DedupPhase | None) -> Counters:
             out.merge(Counters.from_dict({name: c.to_dict()}))
     last = list(out.stages.values())[-1] if out.stages else None
     c = out.stage("dedup")
-    c.docs_in = last.docs_out if last else 0
+    # Raw-byte copies (dedup/raw.py) left the workers right after `read`, before any stage ran:
+    # they enter dedup here besides what the last stage kept, and are dropped as exact_raw.
+    raw = worker_dedup.dropped.get(RAW_REASON, 0) if worker_dedup else 0
+    c.docs_in = (last.docs_out if last else 0) + raw
+    if raw:
+        c.dropped[RAW_REASON] += raw
     c.seconds = worker_dedup.seconds if worker_dedup else 0.0
     for reason, n in sorted(dedup.drop_counts().items()):
         c.dropped[reason] += n
