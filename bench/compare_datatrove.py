@@ -109,8 +109,8 @@ def run_refinery(warc: Path, pipeline: Path, i: int) -> tuple[TreeUsage, set[str
 def run_datatrove(py: Path, warc: Path, tasks: int, workers: int, i: int) -> tuple[TreeUsage, set[str]]:
     work = OUT / "datatrove-work"
     lid = _lid_path()
-    env = dict(os.environ, HF_HOME=str(OUT / "hf-home"), HF_HUB_OFFLINE="1")
-    env.pop("PYTHONPATH", None)
+    # bench/ on the path: datatrove's worker processes import dt_refinery_tokenizer
+    env = dict(os.environ, HF_HOME=str(OUT / "hf-home"), HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO / "bench"))
     cmd = [str(py), str(REPO / "bench" / "datatrove_pipeline.py"), str(warc), str(work),
            "--tasks", str(tasks), "--workers", str(workers), "--lid", lid]
     log = OUT / f"datatrove-{tasks}t{workers}w-{i}.log"
@@ -150,7 +150,11 @@ def main() -> None:
     configs = [tuple(int(x) for x in c.split("x")) for c in args.dt_configs.split(",")]
     probe = []
     for t, w in configs:
-        u, _ = run_datatrove(py, warc, t, w, 0)
+        try:
+            u, _ = run_datatrove(py, warc, t, w, 0)
+        except SystemExit as err:
+            print(f"datatrove probe tasks={t} workers={w} failed: {err}", flush=True)
+            continue
         probe.append(((t, w), pages / u.cpu_s, u))
         print(f"datatrove probe tasks={t} workers={w}: {pages / u.cpu_s:.2f} docs per CPU-s, "
               f"{pages / u.wall_s:.2f} docs/s wall", flush=True)

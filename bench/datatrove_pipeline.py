@@ -20,20 +20,12 @@ Two adjustments, both because nothing may download at run time:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _refinery_text_stats():
-    spec = importlib.util.spec_from_file_location("refinery_text_stats", REPO / "refinery" / "stages" / "text_stats.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
 
 
 def place_lid_model(lid_path: str) -> None:
@@ -73,24 +65,8 @@ def main() -> None:
     )
     from datatrove.pipeline.readers import JsonlReader, WarcReader
     from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
-    from datatrove.utils.word_tokenizers import WordTokenizer
 
-    ts = _refinery_text_stats()
-
-    class RefineryTokenizer(WordTokenizer):
-        def word_tokenize(self, text: str) -> list[str]:
-            return ts.words(text, False)
-
-        def sent_tokenize(self, text: str) -> list[str]:
-            return ts.sentences(text)
-
-        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-            spans, pos = [], 0
-            for s in ts.sentences(text):
-                start = text.find(s, pos)
-                spans.append((start, start + len(s)))
-                pos = start + len(s)
-            return spans
+    from dt_refinery_tokenizer import RefineryTokenizer  # importable by worker processes (PYTHONPATH)
 
     tok = RefineryTokenizer("en")
     work = Path(args.work_dir)
