@@ -131,13 +131,15 @@ def _lid_path() -> str:
 
 
 def main() -> None:
+    global OUT
     ap = argparse.ArgumentParser()
     ap.add_argument("--copies", type=int, default=3, help="extra copies of each WARC file")
     ap.add_argument("--runs", type=int, default=3, help="alternating runs per system")
+    ap.add_argument("--out", default=str(OUT), help="work directory (inputs, stores, logs)")
     ap.add_argument("--dt-configs", default="1x1,5x2,20x2",
                     help="datatrove tasks x workers to try; the fastest (docs per CPU-s) is used")
     args = ap.parse_args()
-
+    OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
     py = ensure_datatrove_venv()
     warc = build_input(args.copies)
@@ -149,7 +151,7 @@ def main() -> None:
     # datatrove's fastest configuration on this input
     configs = [tuple(int(x) for x in c.split("x")) for c in args.dt_configs.split(",")]
     probe = []
-    for t, w in configs:
+    for t, w in configs if len(configs) > 1 else []:
         try:
             u, _ = run_datatrove(py, warc, t, w, 0)
         except SystemExit as err:
@@ -158,7 +160,7 @@ def main() -> None:
         probe.append(((t, w), pages / u.cpu_s, u))
         print(f"datatrove probe tasks={t} workers={w}: {pages / u.cpu_s:.2f} docs per CPU-s, "
               f"{pages / u.wall_s:.2f} docs/s wall", flush=True)
-    (best_t, best_w), _, _ = max(probe, key=lambda p: p[1])
+    (best_t, best_w), _, _ = max(probe, key=lambda p: p[1]) if probe else (configs[0], 0, None)
 
     r_runs: list[TreeUsage] = []
     d_runs: list[TreeUsage] = []
