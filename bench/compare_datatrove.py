@@ -83,6 +83,8 @@ def count_pages(warc_dir: Path) -> int:
 def refinery_pipeline() -> Path:
     spec = yaml.safe_load((REPO / "pipelines" / "web-en.yaml").read_text())
     spec["name"] = "compare-web-en"
+    # exactly datatrove's work: no model-based stages (perplexity, toxicity) even if web-en gains them
+    spec["stages"] = [st for st in spec["stages"] if next(iter(st)) in ("extract", "langid", "quality", "dedup")]
     for stage in spec["stages"]:
         if "dedup" in stage:
             stage["dedup"].update(num_perm=112, bands=14, rows=8)
