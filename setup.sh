@@ -16,4 +16,6 @@ EXTRAS=""
 # fasttext-numpy2 (needed to train classifiers): make numpy2's copy the one installed.
 .venv/bin/python -m pip install -q --no-deps --force-reinstall "fasttext-numpy2>=0.10,<0.11"
 .venv/bin/python -c 'import fasttext; assert hasattr(fasttext, "train_supervised"), "wrong fasttext module"'
+# KenLM's lmplz/build_binary (to build perplexity models; skipped when already built).
+scripts/build-kenlm.sh .venv/bin/python
 echo "setup: ok ($(.venv/bin/refinery --version))"

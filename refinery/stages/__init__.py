@@ -5,10 +5,12 @@ from __future__ import annotations
 from refinery.stages.base import Stage, StageResult
 from refinery.stages.extract import ExtractStage
 from refinery.stages.langid import LangIdStage
+from refinery.stages.perplexity import PerplexityStage
 from refinery.stages.quality import QualityStage
+from refinery.stages.toxicity import ToxicityStage
 
 STAGE_TYPES: dict[str, type[Stage]] = {
-    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage)
+    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage, PerplexityStage, ToxicityStage)
 }
 
 __all__ = ["STAGE_TYPES", "Stage", "StageResult"]

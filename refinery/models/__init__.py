@@ -1,4 +1,9 @@
-"""Locating model files offline.  Nothing here downloads anything."""
+"""Locating and loading model files offline.  Nothing here downloads anything.
+
+Submodules: `registry` (the shipped default models and their manifests),
+`lm` (KenLM + SentencePiece perplexity models), `toxicity` (fastText
+classifiers), `textnorm` (the normalisation both share), `metrics`.
+"""
 
 from __future__ import annotations
 
