@@ -56,7 +56,7 @@ def detokenize_wikitext(line: str) -> str:
     """Undo WikiText's tokenisation (` , `, ` @-@ `) and drop `<unk>` so text looks like raw Wikipedia."""
     for a, b in _WIKITEXT_JOINS:
         line = line.replace(a, b)
-    line = line.replace("<unk>", " ")
+    line = _SPACES.sub(" ", line.replace("<unk>", " "))
     line = _WIKITEXT_SPACE_BEFORE.sub(r"\1", line)
     line = _WIKITEXT_SPACE_AFTER.sub(r"\1", line)
     line = line.replace(' " ', ' "')
