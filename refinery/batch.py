@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -96,6 +97,7 @@ def run_batch(
         docs_in=sum(r.docs_in for r in results),
         docs_out=sum(r.kept_rows for r in results),
         labels=labels or {},
+        execution={"units": len(results), "nodes": dict(Counter(r.node_id for r in results if r.node_id))},
     )
     committed = store.commit_staged(staging, record, shards, rejects)
     return BatchOutcome(committed, committed is not record, counters)

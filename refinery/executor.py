@@ -35,6 +35,7 @@ class UnitResult:
     reject_rows: int
     rejects_path: str | None
     counters: dict
+    node_id: str | None = None  # the Ray node that ran the unit (None outside Ray)
 
 
 def runner_for(config: PipelineConfig, mode: str, store_root: str | None) -> PipelineRunner:
@@ -60,7 +61,10 @@ def process_unit(config: PipelineConfig, unit: WorkUnit, staging: str, mode: str
         out, rej = runner.process(batch, counters)
         kept.write(out)
         rejects.write(rej)
-    return UnitResult(unit.index, docs_in, kept.rows, kept.close(), rejects.rows, rejects.close(), counters.to_dict())
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    return UnitResult(
+        unit.index, docs_in, kept.rows, kept.close(), rejects.rows, rejects.close(), counters.to_dict(), node
+    )
 
 
 _remote_process_unit = ray.remote(max_retries=3, retry_exceptions=False)(process_unit)

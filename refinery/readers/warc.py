@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from refinery.readers.records import error_row
 
+import gzip
+import zlib
 from typing import Iterator
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
@@ -69,4 +71,21 @@ def iter_records(path: str, start: int, count: int | None) -> Iterator[dict]:
                     yield error_row(record_id, f"corrupt record: {err}", url)
     except Exception as err:  # noqa: BLE001 - a broken stream ends the file, reported once
         yield error_row(f"offset-error:{index + 1}", f"unreadable WARC after record {index + 1}: {err}")
+        return
+    if count is None and (problem := gzip_problem(path)):
+        # fastwarc stops quietly at a truncated member: the last unit reports it.
+        yield error_row(f"offset-error:{index + 1}", f"truncated or corrupt WARC after record {index + 1}: {problem}")
+
+
+def gzip_problem(path: str) -> str | None:
+    """Why a .gz file does not decompress to its end, or None when it does."""
+    if not path.endswith(".gz"):
+        return None
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error) as err:
+        return str(err)
+    return None
 

@@ -41,7 +41,9 @@ class ExtractOptions(StrictModel):
     min_text_chars: int = Field(1, ge=0, description="shorter extractions are dropped as empty")
 
 
-class CpuBudgetExceeded(Exception):
+class CpuBudgetExceeded(BaseException):
+    """A BaseException so that libraries' `except Exception` blocks cannot swallow it."""
+
     pass
 
 

@@ -69,7 +69,7 @@ def top_ngram_chars(tokens: list[str], n: int, joiner: str) -> int:
         return 0
     counts = Counter(joiner.join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     gram, count = counts.most_common(1)[0]
-    return len(gram) * count
+    return len(gram) * count if count > 1 else 0
 
 
 def duplicate_ngram_chars(tokens: list[str], n: int) -> int:

@@ -35,13 +35,15 @@ class CommitRecord:
     docs_in: int
     docs_out: int
     labels: dict[str, Any] = field(default_factory=dict)
+    execution: dict[str, Any] = field(default_factory=dict)  # units and the Ray nodes that ran them
 
     @property
     def rows(self) -> int:
         return sum(s.rows for s in self.shards)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
+        # Insertion order is meaningful (stages in pipeline order) and deterministic.
+        return json.dumps(asdict(self), indent=2, default=str)
 
     @classmethod
     def from_json(cls, text: str) -> "CommitRecord":
