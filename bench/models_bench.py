@@ -1,6 +1,6 @@
 """Perplexity and toxicity acceptance benchmark: prints the tables recorded in bench/README.md.
 
-    PYTHONPATH=. .venv/bin/python bench/models_bench.py [--data ../shared/data]
+    .venv/bin/python bench/models_bench.py [--data ../shared/data]
 
 1. Held-out reference paragraphs (the build's own hash split, never trained on):
    median perplexity of the real paragraphs vs the same paragraphs shuffled
@@ -25,7 +25,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import SHARED_DATA  # noqa: E402
 from refinery.models import lid_model_path, load_fasttext  # noqa: E402
 from refinery.models.lm import LanguageModel, parse_corpus_spec, read_corpus, shuffled, split_corpus  # noqa: E402
 from refinery.models.metrics import classification_report  # noqa: E402
@@ -80,6 +82,7 @@ def bench_articles(data: Path) -> None:
     lid = load_fasttext(lid_model_path("lid.176.ftz"))
     models = {lang: LanguageModel(DEFAULT_ROOT / "lm" / lang, lang) for lang in available(DEFAULT_ROOT, "lm")}
     counts: dict[str, collections.Counter] = {"ground truth articleBody": collections.Counter(), "Refinery extraction": collections.Counter()}
+    score_seconds, score_chars, score_docs = 0.0, 0, 0
     for sha, rec in sorted(truth.items()):
         page = bench / "html" / f"{sha}.html.gz"
         extracted = trafilatura.extract(gzip.decompress(page.read_bytes()).decode("utf-8", "replace"), favor_precision=True) if page.is_file() else None
@@ -89,7 +92,15 @@ def bench_articles(data: Path) -> None:
                 continue
             lang = lid.predict([" ".join(text[:4000].split())])[0][0][0].removeprefix("__label__")
             model = models.get(lang)
-            counts[kind][model.bucket(model.perplexity(text)) if model else f"no model ({lang})"] += 1
+            if model is None:
+                counts[kind][f"no model ({lang})"] += 1
+                continue
+            start = time.perf_counter()
+            ppl = model.perplexity(text)
+            score_seconds += time.perf_counter() - start
+            score_chars += len(text)
+            score_docs += 1
+            counts[kind][model.bucket(ppl)] += 1
     print("\n## 2. Buckets of real article bodies (article_benchmark, 92 pages)\n")
     rows = []
     for kind, c in counts.items():
@@ -97,6 +108,7 @@ def bench_articles(data: Path) -> None:
         others = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k not in ("head", "middle", "tail"))
         rows.append([kind, scored, f"{c['head']} ({c['head'] / scored:.0%})", f"{c['middle']} ({c['middle'] / scored:.0%})", f"{c['tail']} ({c['tail'] / scored:.0%})", others])
     print(table(rows, ["text", "scored", "head", "middle", "tail", "not scored"]))
+    print(f"\nperplexity scoring speed (one core): {score_docs / score_seconds:,.0f} docs/s, {score_chars / score_seconds / 1e6:.1f} M chars/s")
 
 
 def bench_toxicity(data: Path) -> None:
@@ -139,7 +151,7 @@ def bench_toxicity(data: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--data", default=str(SHARED_DATA), help="shared data folder (default: $REFINERY_SHARED_DATA or ../shared/data)")
     args = ap.parse_args()
     data = Path(args.data)
     if not data.is_dir():

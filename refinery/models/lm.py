@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import random
 import statistics
@@ -321,9 +322,12 @@ def build_lm(opts: LmBuildOptions, log=print) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="refinery-lm-") as tmp:
         norm_path = Path(tmp) / "train.norm.txt"
         norm_path.write_text("\n".join(n for n in (normalize(p) for p in train) if n) + "\n", encoding="utf-8")
+        sp_bytes = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            input=str(norm_path),
-            model_prefix=str(sp_prefix),
+            # an iterator, not a file: the model then records no (temporary) input path,
+            # so rebuilding from the same data gives byte-identical files
+            sentence_iterator=iter(norm_path.read_text(encoding="utf-8").splitlines()),
+            model_writer=sp_bytes,
             vocab_size=opts.vocab_size,
             hard_vocab_limit=False,  # small corpora: fewer pieces rather than an error
             model_type="unigram",
@@ -333,7 +337,7 @@ def build_lm(opts: LmBuildOptions, log=print) -> dict[str, Any]:
             shuffle_input_sentence=False,
             minloglevel=2,
         )
-        (out / f"{opts.lang}.sp.vocab").unlink(missing_ok=True)  # not needed to score
+        Path(str(sp_prefix) + ".model").write_bytes(sp_bytes.getvalue())
         sp = spm.SentencePieceProcessor(model_file=str(sp_prefix) + ".model")
         pieces_path = Path(tmp) / "train.pieces.txt"
         n_tokens = 0
