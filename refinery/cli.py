@@ -190,7 +190,7 @@ def cmd_models_build_toxicity(args) -> int:
     out = Path(args.out) if args.out else model_dir(DEFAULT_ROOT, "toxicity", args.lang)
     opts = ToxBuildOptions(
         lang=args.lang, data=args.data, out=out, eval=args.eval, heldout_percent=args.heldout_percent,
-        epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams, dim=args.dim, bucket=args.bucket,
+        epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams, dim=args.dim, minn=args.minn, maxn=args.maxn, bucket=args.bucket,
         quantize=not args.no_quantize, command=_command_line(args),
     )  # fmt: skip
     manifest = build_toxicity(opts)
@@ -291,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--lr", type=float, default=0.5)
     bt.add_argument("--word-ngrams", type=int, default=2)
     bt.add_argument("--dim", type=int, default=50)
+    bt.add_argument("--minn", type=int, default=0, help="shortest character n-gram (0: no subwords)")
+    bt.add_argument("--maxn", type=int, default=0, help="longest character n-gram")
     bt.add_argument("--bucket", type=int, default=200_000, help="fastText hash buckets for word n-grams")
     bt.add_argument("--no-quantize", action="store_true")
     bt.set_defaults(fn=cmd_models_build_toxicity)

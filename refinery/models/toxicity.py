@@ -134,6 +134,8 @@ class ToxBuildOptions:
     lr: float = 0.5
     word_ngrams: int = 2
     dim: int = 50
+    minn: int = 0  # character n-grams (subwords) from minn to maxn; 0 = off
+    maxn: int = 0
     bucket: int = 200_000  # hashed word-bigram rows (fastText's default 2M makes training slow and big)
     quantize: bool = True
     threshold: float = 0.5
@@ -183,7 +185,7 @@ def build_toxicity(opts: ToxBuildOptions, log=print) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="refinery-tox-") as tmp:
         train_file = Path(tmp) / "train.txt"
         _write_fasttext_file(train_file, train, opts.lang)
-        params = dict(epoch=opts.epoch, lr=opts.lr, wordNgrams=opts.word_ngrams, dim=opts.dim, bucket=opts.bucket, minCount=2, thread=1, seed=0, verbose=0)
+        params = dict(epoch=opts.epoch, lr=opts.lr, wordNgrams=opts.word_ngrams, dim=opts.dim, minn=opts.minn, maxn=opts.maxn, bucket=opts.bucket, minCount=2, thread=1, seed=0, verbose=0)
         model = fasttext.train_supervised(input=str(train_file), **params)
         texts = [preprocess(t, opts.lang) for t, _ in heldout]
         labels = [y for _, y in heldout]
