@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt = msub.add_parser("build-toxicity", help="train a fastText toxicity classifier and report held-out metrics")
     bt.add_argument("--lang", required=True)
     bt.add_argument("--data", nargs="+", required=True, metavar="FORMAT:FILE",
-                    help="labelled rows: davidson:, olid:, cold:, jsonl: ({text, label})")
+                    help="labelled rows: davidson:, olid:, cold:, jsonl: ({text, label}); all-clean prose: clean-lines:, clean-wikitext:")
     bt.add_argument("--eval", nargs="+", default=None, metavar="FORMAT:FILE",
                     help="held-out evaluation files (default: a hash split of --data)")
     bt.add_argument("--out", default=None, help="model directory (default: refinery/models/default/toxicity/LANG)")
