@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from refinery import executor
 from refinery.config import PipelineConfig
 from refinery.counters import Counters
+from refinery.dedup.phase import DedupPhase
 from refinery.pipeline import PipelineRunner
 from refinery.readers import InputFile, discover, plan_units
 from refinery.schema import REJECT_SCHEMA
@@ -49,6 +50,52 @@ def _merge(results: list[executor.UnitResult]) -> Counters:
     return counters
 
 
+def _crash_point(env: str) -> None:
+    """Fault injection for tests: exit abruptly here when `env` is set (its value is the exit code)."""
+    if os.environ.get(env):
+        os._exit(int(os.environ[env]))
+
+
+def _with_dedup(counters: Counters, dedup: DedupPhase | None) -> Counters:
+    """Worker counters with the driver's dedup decisions counted as the last stage.
+
+    Dedup decides in the driver after every per-document stage has run, so it
+    is reported last: its `in` is what the other stages kept, and the chain
+    in = out + dropped, next.in = out holds for every stage in the order shown.
+    """
+    if dedup is None:
+        return counters
+    out = Counters()
+    worker_dedup = counters.stages.get("dedup")
+    for name, c in counters.stages.items():
+        if name != "dedup":
+            out.merge(Counters.from_dict({name: c.to_dict()}))
+    last = list(out.stages.values())[-1] if out.stages else None
+    c = out.stage("dedup")
+    c.docs_in = last.docs_out if last else 0
+    c.seconds = worker_dedup.seconds if worker_dedup else 0.0
+    for reason, n in sorted(dedup.drop_counts().items()):
+        c.dropped[reason] += n
+    c.docs_out = c.docs_in - sum(c.dropped.values())
+    return out
+
+
+def _write_outputs(config, runner, results, staging: Path, dedup: DedupPhase | None):
+    """Shards from the kept parts (minus dedup's copies) and rejects, in unit order."""
+    out = staging / "out"
+    kept = [r.kept_path for r in results]
+    reject_parts = [r.rejects_path for r in results]
+    batches = iter_parts(kept)
+    if dedup is not None:
+        dedup_rejects = staging / "parts" / "rejects-dedup.parquet"
+        batches = dedup.filter_parts(kept, runner, dedup_rejects)
+    shards = write_shards(batches, runner.schema, out, "shard", config.shards, out)
+    if dedup is not None and dedup_rejects.exists():
+        reject_parts.append(str(dedup_rejects))
+    rejects = write_shards(iter_parts(reject_parts), REJECT_SCHEMA, out, "rejects", config.shards, out)
+    return shards, rejects
+
+
 def run_batch(
     config: PipelineConfig,
     inputs: list[str],
@@ -57,8 +104,15 @@ def run_batch(
     on_plan: Callable[[int], None] | None = None,
     on_unit_done: ProgressFn | None = None,
     labels: dict | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> BatchOutcome:
-    """Process `inputs` and commit the accepted documents exactly once."""
+    """Process `inputs` and commit the accepted documents exactly once.
+
+    `should_cancel` (the service's cancel hook) is checked between work units
+    and once more before the commit; a cancelled run raises
+    executor.BatchCancelled.  A failed or cancelled execution removes its
+    staging directory (in a long-lived process gc() would not: its owner lives).
+    """
     files = discover(inputs)
     key = batch_key(config, files)
     existing = store.find_batch(key)
@@ -70,19 +124,24 @@ def run_batch(
         on_plan(len(units))
     executor.ensure_ray(address)
     staging = store.new_staging(key)
-    results = executor.execute(config, units, staging, "run", str(store.root), on_unit_done)
+    try:
+        results = executor.execute(config, units, staging, "run", str(store.root), on_unit_done, should_cancel)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     counters = _merge(results)
     runner = PipelineRunner(config, "run")
-    out = staging / "out"
-    shards = write_shards(
-        iter_parts(r.kept_path for r in results), runner.schema, out, "shard", config.shards, out
-    )
-    rejects = write_shards(
-        iter_parts(r.rejects_path for r in results), REJECT_SCHEMA, out, "rejects", config.shards, out
-    )
-    shutil.rmtree(staging / "parts", ignore_errors=True)
-    if os.environ.get("REFINERY_CRASH_BEFORE_COMMIT"):  # fault-injection hook for tests
-        os._exit(int(os.environ["REFINERY_CRASH_BEFORE_COMMIT"]))
+    dedup = DedupPhase.for_config(config, store, writable=True)
+    kept_parts = [r.kept_path for r in results]
+    if dedup is not None:
+        dedup.decide(kept_parts)
+    shards, rejects = _write_outputs(config, runner, results, staging, dedup)
+    if dedup is None:
+        shutil.rmtree(staging / "parts", ignore_errors=True)
+    if should_cancel is not None and should_cancel():  # last check before the commit
+        shutil.rmtree(staging, ignore_errors=True)
+        raise executor.BatchCancelled("batch cancelled")
+    _crash_point("REFINERY_CRASH_BEFORE_COMMIT")
     record = CommitRecord(
         commit=0,
         batch_key=key,
@@ -93,14 +152,30 @@ def run_batch(
         inputs=[{"uri": f.uri, "size": f.size, "xxh3_128": f.digest} for f in files],
         shards=[],
         rejects=[],
-        counters=counters.to_dict(),
+        counters=_with_dedup(counters, dedup).to_dict(),
         docs_in=sum(r.docs_in for r in results),
-        docs_out=sum(r.kept_rows for r in results),
+        docs_out=sum(r.kept_rows for r in results) - (len(dedup.decisions.drops) if dedup else 0),
         labels=labels or {},
         execution={"units": len(results), "nodes": dict(Counter(r.node_id for r in results if r.node_id))},
     )
-    committed = store.commit_staged(staging, record, shards, rejects)
-    return BatchOutcome(committed, committed is not record, counters)
+
+    def prepare(number: int):
+        """Under the commit lock: late-found copies (a concurrent commit), then the index segment."""
+        assert dedup is not None and dedup.index is not None
+        replaced = None
+        dedup.index.remove_orphans()
+        dedup.index.compact()
+        if dedup.recheck():
+            shutil.rmtree(staging / "out", ignore_errors=True)
+            replaced = _write_outputs(config, runner, results, staging, dedup)
+            record.counters = _with_dedup(counters, dedup).to_dict()
+            record.docs_out = sum(r.kept_rows for r in results) - len(dedup.decisions.drops)
+        dedup.index.write_commit_segment(number, key, dedup.segment())
+        _crash_point("REFINERY_CRASH_AFTER_INDEX")
+        return replaced
+
+    committed = store.commit_staged(staging, record, shards, rejects, prepare if dedup else None)
+    return BatchOutcome(committed, committed is not record, Counters.from_dict(committed.counters))
 
 
 def annotate_batch(
@@ -130,13 +205,19 @@ def annotate_batch(
         store_root = str(store.root) if store else None
         results = executor.execute(config, units, work, "annotate", store_root, on_unit_done)
         schema = PipelineRunner(config, "annotate").schema
+        parts = [r.kept_path for r in results]
+        batches = iter_parts(parts)
+        dedup = DedupPhase.for_config(config, store, writable=False)
+        if dedup is not None:
+            dedup.decide(parts, only_keep_verdict=True)
+            batches = dedup.annotate_parts(parts)
         tmp = out_path.parent / f".{out_path.name}.tmp"
         rows = 0
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in iter_parts(r.kept_path for r in results):
+            for batch in batches:
                 writer.write_batch(batch)
                 rows += batch.num_rows
         os.replace(tmp, out_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return rows, _merge(results)
+    return rows, _with_dedup(_merge(results), dedup)

@@ -129,10 +129,19 @@ def cmd_store_show(args) -> int:
 
 
 def cmd_store_files(args) -> int:
-    from refinery.store import CorpusStore
+    from refinery.corpus import Corpus
 
-    for p in CorpusStore(args.store, create=False).shard_paths(args.commit):
-        print(p)
+    for f in Corpus(args.store).files(args.commit):  # local path or s3://... URI
+        print(f)
+    return 0
+
+
+def cmd_store_mirror(args) -> int:
+    from refinery.corpus import mirror_store
+
+    done = mirror_store(args.store, args.to, on_commit=lambda n: print(f"mirrored commit {n}", flush=True))
+    if not done:
+        print("nothing to mirror: the destination has every commit")
     return 0
 
 
@@ -251,9 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(fn=cmd_store_show)
     files = ssub.add_parser("files", help="list committed shard files (for datasets.load_dataset)")
-    files.add_argument("--store", required=True)
+    files.add_argument("--store", required=True, help="store path or object-store URI (s3://bucket/prefix)")
     files.add_argument("--commit", type=int, default=None, help="snapshot: shards up to this commit")
     files.set_defaults(fn=cmd_store_files)
+    mirror = ssub.add_parser("mirror", help="publish a local store's new commits to object storage (shards first, manifest last)")
+    mirror.add_argument("--store", required=True, help="local corpus store directory")
+    mirror.add_argument("--to", required=True, help="destination URI, e.g. s3://bucket/corpus (endpoint: REFINERY_S3_ENDPOINT)")
+    mirror.set_defaults(fn=cmd_store_mirror)
     gc = ssub.add_parser("gc", help="remove debris left by crashed runs")
     gc.add_argument("--store", required=True)
     gc.set_defaults(fn=cmd_store_gc)
@@ -303,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("sample", help="write the sample crawl batch (a WARC of generated pages)")
     sm.add_argument("--out", default="sample", help="directory for sample.warc.gz")
     sm.set_defaults(fn=cmd_sample)
+
+    from refinery.service.client import add_client_parsers
+    from refinery.service.serve import add_serve_parser
+
+    add_serve_parser(sub)
+    add_client_parsers(sub)
     return p
 
 

@@ -26,6 +26,10 @@ from refinery.store.shards import PartWriter
 _RUNNERS: dict[tuple[str, str, str | None], PipelineRunner] = {}
 
 
+class BatchCancelled(Exception):
+    """Raised by execute() when its cancel hook answers True; outstanding tasks are cancelled."""
+
+
 @dataclass
 class UnitResult:
     index: int
@@ -89,6 +93,15 @@ def ensure_ray(address: str | None) -> None:
     ray.init(runtime_env=runtime_env, **kwargs)
 
 
+def _cancel_all(refs: list) -> None:
+    """Force-cancel tasks and wait until they are gone (ray.cancel is asynchronous), so no
+    worker writes into a staging directory after the caller has removed it."""
+    for ref in refs:
+        ray.cancel(ref, force=True)
+    if refs:
+        ray.wait(refs, num_returns=len(refs), timeout=60)
+
+
 def execute(
     config: PipelineConfig,
     units: list[WorkUnit],
@@ -96,24 +109,37 @@ def execute(
     mode: str,
     store_root: str | None = None,
     on_unit_done: Callable[[UnitResult], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> list[UnitResult]:
-    """Run all units on Ray with a bounded number in flight; results in unit order."""
+    """Run all units on Ray with a bounded number in flight; results in unit order.
+
+    `should_cancel` is polled between results (at least every half second):
+    when it answers True BatchCancelled is raised.  On any exception (cancel,
+    a failed unit) the outstanding tasks are force-cancelled and waited for
+    first; the caller discards the staging directory.
+    """
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1) or 1))
     limit = max(2, cpus * config.execution.max_in_flight_per_cpu)
     config_ref = ray.put(config)
     pending: dict = {}
     results: dict[int, UnitResult] = {}
     queue = list(units)
-    while queue or pending:
-        while queue and len(pending) < limit:
-            unit = queue.pop(0)
-            ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, store_root)
-            pending[ref] = unit
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            pending.pop(ref)
-            result: UnitResult = ray.get(ref)
-            results[result.index] = result
-            if on_unit_done:
-                on_unit_done(result)
+    try:
+        while queue or pending:
+            while queue and len(pending) < limit:
+                unit = queue.pop(0)
+                ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, store_root)
+                pending[ref] = unit
+            if should_cancel is not None and should_cancel():
+                raise BatchCancelled("batch cancelled")
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5 if should_cancel else None)
+            for ref in done:
+                pending.pop(ref)
+                result: UnitResult = ray.get(ref)
+                results[result.index] = result
+                if on_unit_done:
+                    on_unit_done(result)
+    except BaseException:
+        _cancel_all(list(pending))
+        raise
     return [results[u.index] for u in units]

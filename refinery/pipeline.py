@@ -32,6 +32,8 @@ def output_schema(config: PipelineConfig, mode: str) -> pa.Schema:
                 fields.append(f)
                 names.add(f.name)
     if mode == "annotate":
+        for spec in config.stages:
+            fields.extend(f for f in STAGE_TYPES[spec.name].annotate_fields if f.name not in names)
         fields.append(VERDICT_FIELD)
     return pa.schema(fields)
 

@@ -25,6 +25,8 @@ from refinery.store import CorpusStore
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).parent / "ray")
+# A loopback-only test cluster: Ray's token auth would need the token shared between nodes.
+CLUSTER_ENV = {"RAY_AUTH_MODE": "disabled"}
 
 
 def free_port() -> int:
@@ -43,7 +45,7 @@ def start_node(log: Path, *args: str) -> subprocess.Popen:
     ]
     return subprocess.Popen(
         [RAY, "start", "--block", "--num-cpus", "1", *ports, *args],
-        env=cli_env(),
+        env=cli_env(**CLUSTER_ENV),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -72,7 +74,7 @@ def wait_for_nodes(address: str, n: int, logs: list[Path], timeout: float = 180)
     while time.time() < deadline:
         try:
             out = subprocess.run(
-                [sys.executable, "-c", code, address], capture_output=True, text=True, env=cli_env(), timeout=60
+                [sys.executable, "-c", code, address], capture_output=True, text=True, env=cli_env(**CLUSTER_ENV), timeout=60
             )
         except subprocess.TimeoutExpired:
             continue
@@ -93,12 +95,12 @@ def test_run_on_two_node_cluster(tmp_path):
                       "--temp-dir", str(ray_tmp))
     worker = None
     try:
-        time.sleep(3)
+        wait_for_nodes(address, 1, logs=[tmp_path / "head.log"])  # a slow head makes the worker give up
         worker = start_node(tmp_path / "worker.log", "--address", address, "--node-ip-address", "127.0.0.1")
         wait_for_nodes(address, 2, logs=[tmp_path / "head.log", tmp_path / "worker.log"])
         store = tmp_path / "store"
         refinery("run", "-q", "--pipeline", "pipelines/web-multilingual.yaml", *inputs, "--store", str(store),
-                 "--address", address)
+                 "--address", address, **CLUSTER_ENV)
         [rec] = CorpusStore(store, create=False).commits()
         assert rec.docs_out > 0
         assert len(rec.execution["nodes"]) == 2, rec.execution  # both nodes ran work units

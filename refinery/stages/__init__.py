@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from refinery.stages.base import Stage, StageResult
+from refinery.stages.dedup import DedupStage
 from refinery.stages.extract import ExtractStage
 from refinery.stages.langid import LangIdStage
 from refinery.stages.perplexity import PerplexityStage
@@ -10,7 +11,7 @@ from refinery.stages.quality import QualityStage
 from refinery.stages.toxicity import ToxicityStage
 
 STAGE_TYPES: dict[str, type[Stage]] = {
-    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage, PerplexityStage, ToxicityStage)
+    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage, DedupStage, PerplexityStage, ToxicityStage)
 }
 
 __all__ = ["STAGE_TYPES", "Stage", "StageResult"]

@@ -28,7 +28,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from refinery.errors import StoreError
 from refinery.store.manifest import CommitRecord, FileEntry, manifest_name, parse_manifest_name
@@ -42,7 +42,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host is still running (staging and lock owners)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -130,11 +131,15 @@ class CorpusStore:
         record: CommitRecord,
         shard_files: list[FileEntry],
         reject_files: list[FileEntry],
+        prepare: Callable[[int], tuple[list[FileEntry], list[FileEntry]] | None] | None = None,
     ) -> CommitRecord:
         """Atomically publish the files under `staging/out` as the next commit.
 
         Returns the existing record instead if the batch was committed meanwhile
         (a concurrent or earlier run of the same batch): exactly once.
+        `prepare(number)`, if given, runs under the lock once the commit number
+        is known and before anything is published (the dedup index writes its
+        segment there); it may return replacement (shards, rejects) entries.
         """
         with self.lock():
             existing = self.find_batch(record.batch_key)
@@ -143,6 +148,10 @@ class CorpusStore:
                 return existing
             numbers = self.commit_numbers()
             number = (numbers[-1] if numbers else 0) + 1
+            if prepare is not None:
+                replaced = prepare(number)
+                if replaced is not None:
+                    shard_files, reject_files = replaced
             target = self.data_dir / f"{number:08d}"
             if target.exists():  # left by a crash between the rename and the manifest write
                 shutil.rmtree(target)
@@ -175,7 +184,7 @@ class CorpusStore:
                     owner = json.loads((d / "owner.json").read_text())
                 except (OSError, ValueError):
                     owner = {}
-                if owner.get("host") == host and _pid_alive(int(owner.get("pid", -1))):
+                if owner.get("host") == host and pid_alive(int(owner.get("pid", -1))):
                     continue
                 if owner.get("host") not in (None, host):
                     continue  # another machine's attempt: it cleans up after itself

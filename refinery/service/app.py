@@ -1,0 +1,439 @@
+"""The HTTP API (FastAPI): a thin layer over the queue, the store and the pipelines.
+
+Contract: docs/api.md.  Every refusal is a 4xx whose JSON body has a
+`detail` string saying why, and a refused request changes nothing (no batch
+row, no file left under <store>/state/uploads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+import zlib
+from collections import deque
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from refinery import __version__
+from refinery.errors import ConfigError, RefineryError
+from refinery.pipelines import available, resolve
+from refinery.readers import detect_format
+from refinery.service.auth import Principal, TokenAuth
+from refinery.service.inbox import InboxWatcher
+from refinery.service.metrics import ServiceMetrics
+from refinery.service.queue import STATES, BatchQueue
+from refinery.service.scheduler import Scheduler
+from refinery.service.sources import SourceRefused, SourceResolver
+from refinery.store import CorpusStore
+
+log = logging.getLogger("refinery.service")
+
+STATUS_PAGE = Path(__file__).with_name("status_page.html")
+UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+UPLOAD_FORMATS = ("warc",)
+
+
+@dataclass
+class Settings:
+    store: str
+    input_roots: list[str]
+    tokens: dict[str, str]
+    address: str | None = None
+    concurrency: int = 2
+    max_body_bytes: int = 64 * 1024
+    max_upload_bytes: int = 1 << 30
+    max_queued: int = 100_000
+    inbox: str | None = None
+    inbox_pipeline: str = "web-en"
+    inbox_poll_seconds: float = 2.0
+    object_roots: list[str] = field(default_factory=list)
+    sample_seconds: float = 2.0
+
+
+# -- request bodies --------------------------------------------------------------
+class SubmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    source: str | list[str] = Field(description="path, glob or file:// URI under an input root (or a list of them)")
+    pipeline: str = Field(min_length=1, max_length=200, description="pipeline name, see GET /v1/pipelines")
+    priority: int = Field(0, ge=-1000, le=1000, description="higher runs first")
+    labels: dict[str, str] = Field(default_factory=dict, description="free-form, stored with the commit")
+
+
+class Service:
+    """Process-wide state shared by the routes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = CorpusStore(settings.store)
+        self._lockfile = open(self.store.state_dir / "service.lock", "a+")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RefineryError(f"{self.store.root}: another refinery service is running on this store") from None
+        self.uploads = self.store.state_dir / "uploads"
+        self.uploads.mkdir(exist_ok=True)
+        for leftover in self.uploads.glob(".tmp-*"):  # an upload cut short by a crash
+            leftover.unlink(missing_ok=True)
+        self.queue = BatchQueue(self.store.state_dir / "service.db")
+        for d in self.uploads.iterdir():  # an upload stored, but the service died before queueing it
+            if d.is_dir() and self.queue.get(d.name) is None:
+                shutil.rmtree(d, ignore_errors=True)
+        self.auth = TokenAuth(settings.tokens)
+        roots = list(settings.input_roots) + [str(self.uploads)]
+        if settings.inbox:
+            Path(settings.inbox).mkdir(parents=True, exist_ok=True)
+            roots.append(settings.inbox)
+        objects = None
+        if settings.object_roots:
+            from refinery.service.objects import ObjectSources
+
+            objects = ObjectSources(settings.object_roots)
+        self.resolver = SourceResolver(roots, objects)
+        self.metrics = ServiceMetrics(self.store, self.queue)
+        self.scheduler = Scheduler(
+            self.queue, self.store, self.metrics, self.resolver, settings.concurrency, settings.address
+        )
+        self.inbox = (
+            InboxWatcher(Path(settings.inbox), settings.inbox_pipeline, self.queue, self.resolver,
+                         self.scheduler.wake, settings.inbox_poll_seconds)
+            if settings.inbox
+            else None
+        )
+        # (unix time, {stage: cumulative documents in}) samples for the status page's chart.
+        self.samples: deque = deque(maxlen=300)
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample_loop, name="refinery-sampler", daemon=True)
+
+    def start(self) -> None:
+        self.scheduler.start()
+        if self.inbox:
+            self.inbox.start()
+        self._sampler.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.inbox:
+            self.inbox.stop()
+        self.scheduler.stop()
+
+    def _sample_loop(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self.metrics.live_snapshot()))
+            self._stop.wait(self.settings.sample_seconds)
+
+    def known_pipeline(self, name: str) -> None:
+        names = available()
+        if name not in names:
+            raise HTTPException(422, f"unknown pipeline {name!r} (known: {', '.join(sorted(names)) or 'none'})")
+        try:
+            resolve(name)
+        except ConfigError as err:
+            raise HTTPException(422, f"pipeline {name!r} is invalid: {err}") from None
+
+    def check_queue_room(self) -> None:
+        if self.queue.counts()["queued"] >= self.settings.max_queued:
+            raise HTTPException(429, f"queue full ({self.settings.max_queued} batches waiting); retry later")
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require(role: str):
+    """Dependency: a valid bearer token whose role includes `role` (401 without, 403 too weak)."""
+
+    def dep(request: Request) -> Principal:
+        svc: Service = request.app.state.service
+        token = _bearer(request)
+        if token is None:
+            raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
+        principal = svc.auth.authenticate(token)
+        if principal is None:
+            raise HTTPException(401, "invalid token", {"WWW-Authenticate": "Bearer"})
+        if not svc.auth.allows(principal, role):
+            raise HTTPException(403, f"role {principal.role!r} may not do this (needs {role!r})")
+        return principal
+
+    return dep
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPException(400, "malformed Content-Length")
+        if int(declared) > limit:
+            raise HTTPException(413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _looks_like_warc(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(64 * 1024)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 16)
+        except zlib.error:
+            return False
+    return head.startswith(b"WARC/")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(
+        title="Refinery",
+        version=__version__,
+        description="Batch submission, durable queue and metrics of the Refinery data-cleaning service. See docs/api.md.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    reader = Depends(require("reader"))
+    operator = Depends(require("operator"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if 400 <= exc.status_code < 500:
+            service.metrics.requests_refused.labels(str(exc.status_code)).inc()
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        service.metrics.requests_refused.labels("422").inc()
+        msgs = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(msgs)}, 422)
+
+    # -- open endpoints ----------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def status_page() -> HTMLResponse:
+        return HTMLResponse(STATUS_PAGE.read_text(encoding="utf-8"))
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    def healthz() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: database, store, scheduler and Ray usable")
+    def readyz() -> JSONResponse:
+        checks = {
+            "database": service.queue.ping(),
+            "store_writable": os.access(service.store.root, os.W_OK),
+            "scheduler": service.scheduler.alive,
+            "ray": service.scheduler.ray_ready.is_set(),
+        }
+        ok = all(checks.values())
+        body = {"ready": ok, "checks": checks}
+        if service.scheduler.ray_error:
+            body["ray_error"] = service.scheduler.ray_error
+        return JSONResponse(body, 200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (text format)")
+    def metrics() -> Response:
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/overview", tags=["status"], summary="Aggregates for the status page (no paths, no labels)")
+    def overview() -> dict:
+        t = service.metrics.totals
+        t.refresh()
+        recent = []
+        for b in service.queue.list(limit=15):
+            end = b.finished_at or time.time()
+            recent.append({
+                "id": b.id, "state": b.state, "pipeline": b.pipeline, "origin": b.origin,
+                "created_at": b.created_at, "seconds": round(end - b.started_at, 1) if b.started_at else None,
+                "units_done": b.units_done, "units_total": b.units_total, "documents": b.docs_done,
+                "commit": b.commit_id,
+            })
+        return {
+            "now": time.time(),
+            "batches": service.queue.counts(),
+            "running": service.scheduler.running_ids(),
+            "throughput": [{"t": ts, "in": snap} for ts, snap in service.samples],
+            "drops": dict(service.metrics.live_dropped_snapshot().most_common(12)),
+            "languages": dict(t.languages.most_common(12)),
+            "commits": sum(t.commits.values()),
+            "committed_rows": sum(t.rows.values()),
+            "last_commit_time": t.last_commit_time,
+            "recent": recent,
+        }
+
+    # -- reader ------------------------------------------------------------------
+    @app.get("/v1/pipelines", tags=["pipelines"], dependencies=[reader])
+    def pipelines() -> dict:
+        out = []
+        for name, path in available().items():
+            try:
+                cfg = resolve(str(path))
+                out.append({"name": name, "description": cfg.description, "stages": [s.name for s in cfg.stages],
+                            "config_hash": cfg.config_hash()})
+            except ConfigError as err:
+                out.append({"name": name, "error": str(err)})
+        return {"pipelines": out}
+
+    @app.get("/v1/batches", tags=["batches"], dependencies=[reader])
+    def list_batches(
+        state: str | None = Query(None, description="filter: " + ", ".join(STATES)),
+        limit: int = Query(50, ge=1, le=500),
+    ) -> dict:
+        if state is not None and state not in STATES:
+            raise HTTPException(422, f"unknown state {state!r} (known: {', '.join(STATES)})")
+        return {"batches": [b.to_api() for b in service.queue.list(state, limit)], "counts": service.queue.counts()}
+
+    @app.get("/v1/batches/{batch_id}", tags=["batches"], dependencies=[reader])
+    def get_batch(batch_id: str) -> dict:
+        b = service.queue.get(batch_id)
+        if b is None:
+            raise HTTPException(404, f"no batch {batch_id!r}")
+        return b.to_api()
+
+    @app.get("/v1/commits", tags=["commits"], dependencies=[reader])
+    def commits(since: int = Query(0, ge=0, description="return commits with number > since"),
+                limit: int = Query(100, ge=1, le=1000)) -> dict:
+        numbers = [n for n in service.store.commit_numbers() if n > since][:limit]
+        recs = [json.loads(service.store.commit(n).to_json()) for n in numbers]
+        latest = service.store.commit_numbers()
+        return {"commits": recs, "latest": latest[-1] if latest else 0}
+
+    # -- operator ----------------------------------------------------------------
+    @app.post("/v1/batches", status_code=202, tags=["batches"], dependencies=[operator],
+              summary="Submit a batch by source (path, glob or file:// URI under an input root)",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": SubmitRequest.model_json_schema()}}}})
+    async def submit(request: Request) -> dict:
+        raw = await _read_limited(request, settings.max_body_bytes)
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise HTTPException(400, f"request body is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise HTTPException(400, "request body must be a JSON object")
+        try:
+            req = SubmitRequest.model_validate(data)
+        except ValidationError as err:
+            msgs = [f"{'.'.join(str(x) for x in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()]
+            raise HTTPException(422, "; ".join(msgs)) from None
+        # Globs, directory walks, object listings and the SQLite commit block: off the event loop.
+        batch = await asyncio.to_thread(_submit, req)
+        service.scheduler.wake()
+        return batch.to_api()
+
+    def _submit(req: SubmitRequest):
+        service.known_pipeline(req.pipeline)
+        sources = [req.source] if isinstance(req.source, str) else req.source
+        if not sources:
+            raise HTTPException(422, "source: empty list")
+        files: dict[str, None] = {}
+        try:
+            for s in sources:
+                files.update(dict.fromkeys(service.resolver.resolve(s)))
+        except SourceRefused as err:
+            raise HTTPException(err.status, err.reason) from None
+        service.check_queue_room()
+        return service.queue.submit(req.source, sorted(files), req.pipeline, req.priority, req.labels)
+
+    @app.post("/v1/batches/upload", status_code=202, tags=["batches"], dependencies=[operator],
+              summary="Upload one WARC file (raw request body) and submit it as a batch",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def upload(
+        request: Request,
+        pipeline: str = Query(..., description="pipeline name"),
+        filename: str = Query(..., description="name ending in .warc or .warc.gz"),
+        priority: int = Query(0, ge=-1000, le=1000),
+    ) -> dict:
+        if not UPLOAD_NAME.match(filename) or detect_format(Path(filename)) not in UPLOAD_FORMATS:
+            raise HTTPException(400, f"filename {filename!r}: expected a plain name ending in .warc or .warc.gz")
+        service.known_pipeline(pipeline)
+        service.check_queue_room()
+        limit = settings.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPException(413, f"upload of {declared} bytes exceeds the limit of {limit} bytes")
+        tmp = service.uploads / f".tmp-{uuid.uuid4().hex}"
+        total = 0
+        try:
+            with tmp.open("wb") as f:
+                async for chunk in request.stream():
+                    total += len(chunk)
+                    if total > limit:
+                        raise HTTPException(413, f"upload exceeds the limit of {limit} bytes")
+                    await asyncio.to_thread(f.write, chunk)  # disk writes off the event loop
+                f.flush()
+                await asyncio.to_thread(os.fsync, f.fileno())
+            if total == 0:
+                raise HTTPException(400, "empty upload")
+            if not _looks_like_warc(tmp):
+                raise HTTPException(400, f"{filename}: not a WARC file (no WARC/ header)")
+            bid = uuid.uuid4().hex
+            final_dir = service.uploads / bid
+            final_dir.mkdir()
+            final = final_dir / filename
+            os.rename(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        try:
+            batch = service.queue.submit(f"upload:{filename}", [str(final)], pipeline, priority,
+                                         {"upload": filename}, origin="upload", batch_id=bid)
+        except BaseException:
+            shutil.rmtree(final_dir, ignore_errors=True)
+            raise
+        service.metrics.upload_bytes.inc(total)
+        service.scheduler.wake()
+        return batch.to_api()
+
+    @app.post("/v1/batches/{batch_id}/cancel", status_code=202, tags=["batches"], dependencies=[operator])
+    def cancel(batch_id: str) -> dict:
+        before = service.queue.request_cancel(batch_id)
+        if before is None:
+            raise HTTPException(404, f"no batch {batch_id!r}")
+        if before not in ("queued", "running"):
+            raise HTTPException(409, f"batch is {before}; only queued or running batches can be cancelled")
+        b = service.queue.get(batch_id)
+        return b.to_api() if b else {}
+
+    @app.post("/v1/batches/{batch_id}/retry", status_code=202, tags=["batches"], dependencies=[operator])
+    def retry(batch_id: str) -> dict:
+        before = service.queue.retry(batch_id)
+        if before is None:
+            raise HTTPException(404, f"no batch {batch_id!r}")
+        if before not in ("failed", "cancelled"):
+            raise HTTPException(409, f"batch is {before}; only failed or cancelled batches can be retried")
+        service.scheduler.wake()
+        b = service.queue.get(batch_id)
+        return b.to_api() if b else {}
+
+    return app

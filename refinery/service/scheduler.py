@@ -1,0 +1,191 @@
+"""The always-on scheduler: claims queued batches and runs them on Ray, a few at a time.
+
+One background thread polls the queue; each claimed batch runs in its own
+worker thread calling `refinery.batch.run_batch` (Ray does the parallel work;
+the threads only wait on it).  At most `concurrency` batches run at once, in
+priority order.  Memory stays bounded whatever the queue length: the queue is
+in SQLite, and a running batch holds only per-unit metadata.
+
+Exactly once: a batch is `running` in the database before any work starts,
+and becomes `committed` only after the store commit; if the service dies in
+between, startup requeues it and run_batch's batch key finds the existing
+commit (or there is none and the batch is re-run and committed once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+
+from refinery import executor
+from refinery.batch import run_batch
+from refinery.errors import RefineryError
+from refinery.pipelines import resolve
+from refinery.service.metrics import ServiceMetrics
+from refinery.service.queue import Batch, BatchQueue
+from refinery.service.sources import SourceRefused, SourceResolver
+from refinery.store import CorpusStore
+
+log = logging.getLogger("refinery.service")
+
+
+class Scheduler:
+    def __init__(
+        self,
+        queue: BatchQueue,
+        store: CorpusStore,
+        metrics: ServiceMetrics,
+        resolver: SourceResolver,
+        concurrency: int = 2,
+        address: str | None = None,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.queue = queue
+        self.store = store
+        self.metrics = metrics
+        self.resolver = resolver
+        self.concurrency = max(1, concurrency)
+        self.address = address
+        self.poll_seconds = poll_seconds
+        self.ray_ready = threading.Event()
+        self.ray_error: str | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._running: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="refinery-scheduler", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        requeued = self.queue.requeue_running()
+        if requeued:
+            log.warning("requeued %d batch(es) that were running when the service stopped: %s", len(requeued), requeued)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """Called on submit/retry so a new batch starts without waiting for the next poll."""
+        self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def running_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    # -- loop --------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if not self.ray_ready.is_set():
+                try:
+                    executor.ensure_ray(self.address)
+                    self.ray_ready.set()
+                    self.ray_error = None
+                except Exception as err:  # noqa: BLE001 - reported by /readyz, retried every 5 s
+                    self.ray_error = f"cannot start or reach Ray: {err}"
+                    log.error(self.ray_error)
+                    self._stop.wait(5)
+                    continue
+            with self._lock:
+                for bid in [b for b, t in self._running.items() if not t.is_alive()]:
+                    del self._running[bid]
+                free = self.concurrency - len(self._running)
+            while free > 0 and not self._stop.is_set():
+                batch = self.queue.claim_next()
+                if batch is None:
+                    break
+                t = threading.Thread(target=self._run, args=(batch,), name=f"batch-{batch.id[:8]}", daemon=True)
+                with self._lock:
+                    self._running[batch.id] = t
+                t.start()
+                free -= 1
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+
+    def _localize(self, uri: str) -> str:
+        """Object-store inputs are downloaded into <store>/state/fetched first (readers read files)."""
+        if not uri.startswith("s3://"):
+            return uri
+        try:
+            return self.resolver.objects.fetch(uri, self.store.state_dir / "fetched")
+        except OSError as err:
+            raise RefineryError(f"{uri}: cannot fetch: {err}") from None
+
+    def _run(self, batch: Batch) -> None:
+        start = time.time()
+        state = "failed"
+        done = {"units": 0, "docs": 0}
+        merged: dict = {}
+        pipeline = batch.pipeline
+        last_write = [0.0]
+
+        def on_plan(n: int) -> None:
+            self.queue.set_plan(batch.id, n)
+
+        def on_unit_done(result: executor.UnitResult) -> None:
+            done["units"] += 1
+            done["docs"] += result.docs_in
+            _merge_into(merged, result.counters)
+            self.metrics.unit_done(pipeline, result.counters)
+            now = time.time()
+            if now - last_write[0] > 0.2:  # bound database writes on batches of tiny units
+                last_write[0] = now
+                self.queue.set_progress(batch.id, done["units"], done["docs"], merged)
+
+        def should_cancel() -> bool:
+            return self.queue.cancel_requested(batch.id)
+
+        try:
+            self.resolver.check(batch.inputs)
+            config = resolve(batch.pipeline)
+            inputs = [self._localize(u) for u in batch.inputs]
+            outcome = run_batch(
+                config,
+                inputs,
+                self.store,
+                self.address,
+                on_plan=on_plan,
+                on_unit_done=on_unit_done,
+                labels={**batch.labels, "refinery_batch_id": batch.id},
+                should_cancel=should_cancel,
+            )
+            self.queue.set_progress(batch.id, done["units"], done["docs"], merged)
+            if not outcome.already_committed:
+                self.metrics.batch_committed(pipeline, outcome.record.counters)
+            state = "committed"
+            self.queue.finish(
+                batch.id,
+                "committed",
+                commit_id=outcome.record.commit,
+                counters=outcome.record.counters,
+                already_committed=outcome.already_committed,
+            )
+        except executor.BatchCancelled:
+            state = "cancelled"
+            self.queue.finish(batch.id, "cancelled", counters=merged, error="cancelled while running")
+        except (RefineryError, SourceRefused) as err:
+            self.queue.finish(batch.id, "failed", counters=merged, error=str(err))
+        except Exception as err:  # noqa: BLE001 - any failure is recorded on the batch, the service lives on
+            log.error("batch %s failed:\n%s", batch.id, traceback.format_exc())
+            self.queue.finish(batch.id, "failed", counters=merged, error=f"{type(err).__name__}: {err}")
+        finally:
+            self.metrics.batch_finished(pipeline, state, time.time() - start)
+            self._wake.set()
+
+
+def _merge_into(total: dict, unit: dict) -> None:
+    for stage, c in unit.items():
+        t = total.setdefault(stage, {"in": 0, "out": 0, "dropped": {}, "seconds": 0.0})
+        t["in"] += c["in"]
+        t["out"] += c["out"]
+        t["seconds"] = round(t["seconds"] + c["seconds"], 3)
+        for reason, n in c["dropped"].items():
+            t["dropped"][reason] = t["dropped"].get(reason, 0) + n

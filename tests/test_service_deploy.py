@@ -1,0 +1,84 @@
+"""deploy/ and docs/api.md stay consistent with the metrics the service exports."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from refinery.service.metrics import ServiceMetrics
+from refinery.service.queue import BatchQueue
+from refinery.store import CorpusStore
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
+
+
+def _exported_families(tmp_path) -> set[str]:
+    store = CorpusStore(tmp_path / "store")
+    m = ServiceMetrics(store, BatchQueue(store.state_dir / "q.db"))
+    m.unit_done("web-en", {"extract": {"in": 2, "out": 1, "dropped": {"empty": 1}, "seconds": 0.1}})
+    m.batch_finished("web-en", "committed", 1.0)
+    m.upload_bytes.inc(1)
+    m.requests_refused.labels("401").inc()
+    names = set()
+    for fam in m.registry.collect():
+        names.add(fam.name + "_total" if fam.type == "counter" else fam.name)
+    return names
+
+
+def test_docs_list_every_metric(tmp_path):
+    doc = (REPO / "docs" / "api.md").read_text()
+    documented = set(re.findall(r"`(refinery_[a-z_]+)`", doc))
+    exported = _exported_families(tmp_path)
+    # families that appear only once data exists
+    exported |= {"refinery_last_commit_timestamp_seconds", "refinery_seconds_since_last_commit",
+                 "refinery_dedup_index_entries"}
+    assert exported <= documented, f"undocumented: {sorted(exported - documented)}"
+    for name in exported:
+        assert re.fullmatch(r"refinery_[a-z_]+", name)
+
+
+def test_dashboard_and_alerts_use_exported_metrics(tmp_path):
+    exported = _exported_families(tmp_path) | {"refinery_last_commit_timestamp_seconds",
+                                               "refinery_seconds_since_last_commit", "refinery_dedup_index_entries"}
+    histo = {"refinery_stage_duration_seconds", "refinery_batch_duration_seconds"}
+    valid = exported | {h + s for h in histo for s in ("_bucket", "_count", "_sum")}
+    dash = json.loads((DEPLOY / "grafana" / "refinery-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    rules = yaml.safe_load((DEPLOY / "alerts.yml").read_text())
+    exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    titles = " ".join(p["title"].lower() for p in dash["panels"])
+    for word in ("throughput", "drop", "language", "queue", "batch latency", "index"):
+        assert word in titles
+    for e in exprs:
+        for name in re.findall(r"\b(refinery_[a-z_]+)", e):
+            assert name in valid, f"{name} in {e!r} is not exported"
+
+
+def test_promtool_accepts_config_and_rules():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool (Debian's prometheus package) missing: run ./setup.sh --dev")
+    for args in (["check", "config", str(DEPLOY / "prometheus.yml")], ["check", "rules", str(DEPLOY / "alerts.yml")]):
+        r = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_compose_file_validates():
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.skip("Debian's docker-compose package not installed (optional: only validates the file)")
+    env = {**os.environ, "REFINERY_TOKENS": "x" * 16 + ":operator", "GRAFANA_ADMIN_PASSWORD": "x",
+           "MINIO_ROOT_PASSWORD": "xxxxxxxx"}
+    r = subprocess.run([exe, "-f", str(REPO / "docker-compose.yml"), "config"], capture_output=True, text=True,
+                       env=env, timeout=60, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    cfg = yaml.safe_load(r.stdout)
+    assert {"ray-head", "ray-worker-1", "ray-worker-2", "refinery", "prometheus", "grafana", "minio"} <= set(cfg["services"])
