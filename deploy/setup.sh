@@ -34,5 +34,5 @@ if [[ -n "$EXTRAS" ]]; then
   fi
 fi
 # KenLM's lmplz/build_binary (to build perplexity models; skipped when already built).
-scripts/build-kenlm.sh .venv/bin/python
+deploy/build-kenlm.sh .venv/bin/python
 echo "setup: ok ($(.venv/bin/refinery --version))"

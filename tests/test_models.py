@@ -116,7 +116,7 @@ def _need_kenlm():
     try:
         kenlm_tool("lmplz"), kenlm_tool("build_binary")
     except ModelError as err:
-        pytest.skip(f"KenLM tools not built ({err}); ./setup.sh builds them")
+        pytest.skip(f"KenLM tools not built ({err}); deploy/setup.sh builds them")
 
 
 def test_build_lm_command(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """Perplexity models as cc_net builds them: SentencePiece pieces scored by a KenLM n-gram model.
 
 Building (`refinery models build-lm`) needs KenLM's `lmplz` and `build_binary`
-(scripts/build-kenlm.sh); scoring needs only the `kenlm` and `sentencepiece`
+(deploy/build-kenlm.sh); scoring needs only the `kenlm` and `sentencepiece`
 Python modules.  A document's perplexity is cc_net's: every non-empty line is
 normalised, cut into pieces and scored with sentence boundaries; the log10
 probabilities and token counts (pieces + one end-of-sentence per line) are

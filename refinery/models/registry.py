@@ -29,7 +29,7 @@ BUILD_HINT = {
     "lm": "refinery models build-lm --lang {lang} --corpus FILE... --out {dir}",
     "toxicity": "refinery models build-toxicity --lang {lang} --data FORMAT:FILE... --out {dir}",
 }
-DEFAULT_RECIPE = "scripts/build-default-models.sh"
+DEFAULT_RECIPE = "deploy/build-default-models.sh"
 
 
 def model_root(spec: str | None) -> Path:
@@ -97,7 +97,7 @@ def kenlm_tool(name: str) -> str:
         return found
     raise ModelError(
         f"KenLM's {name} not found (looked in $REFINERY_KENLM_BIN, {REPO_ROOT / '.tools/kenlm/bin'}, PATH); "
-        "build it with scripts/build-kenlm.sh (./setup.sh runs it)"
+        "build it with deploy/build-kenlm.sh (deploy/setup.sh runs it)"
     )
 
 

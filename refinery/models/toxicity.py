@@ -159,7 +159,7 @@ def build_toxicity(opts: ToxBuildOptions, log=print) -> dict[str, Any]:
     import fasttext
 
     if not hasattr(fasttext, "train_supervised"):
-        raise InputError("the installed 'fasttext' module cannot train; run ./setup.sh (fasttext-numpy2)")
+        raise InputError("the installed 'fasttext' module cannot train; run deploy/setup.sh (fasttext-numpy2)")
     rows, sources = [], []
     clean_texts: set[str] = set()
     for spec in opts.data:

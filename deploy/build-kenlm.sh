@@ -2,7 +2,7 @@
 # Builds KenLM's `lmplz` and `build_binary` (needed only to *build* language models;
 # scoring uses the `kenlm` Python module) from the kenlm sdist on PyPI, once, into
 # .tools/kenlm/bin of this checkout.  Skips everything when the binaries exist.
-#   scripts/build-kenlm.sh [PYTHON]     (PYTHON: interpreter whose pip downloads the sdist)
+#   deploy/build-kenlm.sh [PYTHON]     (PYTHON: interpreter whose pip downloads the sdist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds every default model shipped in refinery/models/default/ from the shared real data.
 # Each manifest.json also records its own command; this script is the whole recipe in one place.
-#   scripts/build-default-models.sh            (DATA defaults to ../shared/data)
-#   DATA=/path/to/shared/data scripts/build-default-models.sh [en zh ...]
+#   deploy/build-default-models.sh            (DATA defaults to ../shared/data)
+#   DATA=/path/to/shared/data deploy/build-default-models.sh [en zh ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
