@@ -38,9 +38,15 @@ class BatchOutcome:
     counters: Counters
 
 
-def batch_key(config: PipelineConfig, files: list[InputFile]) -> str:
-    """Identity of a batch: same inputs (by content) under the same config = same batch."""
+def batch_key(config: PipelineConfig, files: list[InputFile], models: dict | None = None) -> str:
+    """Identity of a batch: same inputs (by content) under the same config and models = same batch.
+
+    Models count: after `refinery models build-*` replaces a model, the same input
+    is new work, not a re-run of a committed batch.
+    """
     payload = {"config": config.config_hash(), "inputs": [[f.uri, f.digest] for f in files]}
+    if models:
+        payload["models"] = models
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -122,7 +128,8 @@ def run_batch(
     staging directory (in a long-lived process gc() would not: its owner lives).
     """
     files = discover(inputs)
-    key = batch_key(config, files)
+    runner = PipelineRunner(config, "run")
+    key = batch_key(config, files, runner.model_info())
     existing = store.find_batch(key)
     if existing is not None:
         return BatchOutcome(existing, True, Counters.from_dict(existing.counters))
@@ -142,7 +149,6 @@ def run_batch(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     counters = _merge(results)
-    runner = PipelineRunner(config, "run")
     dedup = DedupPhase.for_config(config, store, writable=True)
     kept_parts = [r.kept_path for r in results]
     if dedup is not None:
