@@ -145,3 +145,15 @@ def assert_index_agrees(store_root: Path, config, no_orphans: bool = False) -> N
                 assert committed.get(parsed[0]) == parsed[1], f"orphan index segment {p.name}"
             else:
                 assert p.name.startswith("base-") and p.suffix == ".parquet", f"debris in the index: {p.name}"
+
+
+def worker_failures() -> int:
+    """RAY_WORKER_FAILURE events the local raylet has logged in this process's Ray session."""
+    import ray
+
+    session = Path(ray._private.worker._global_node.get_session_dir_path())  # test-only: private API
+    path = session / "logs" / "events" / "event_RAYLET.log"
+    try:
+        return path.read_text(errors="replace").count("RAY_WORKER_FAILURE")
+    except FileNotFoundError:
+        return 0

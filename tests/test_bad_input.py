@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import SHARED_DATA
+from fault_util import worker_failures
+from refinery import executor
 from refinery.batch import run_batch
 from refinery.errors import InputError
 from refinery.pipelines import resolve
@@ -109,6 +112,7 @@ def build_bad_inputs(d: Path) -> dict[str, str]:
     (d / "broken.jsonl.gz").write_bytes(gzip.compress(b"\n".join(lines[-1:] * 3) + b"\n")[:-12])
     for name in ("empty.warc.gz", "empty.warc", "empty.jsonl", "empty.parquet"):
         (d / name).write_bytes(b"")
+    (d / "empty_member.warc.gz").write_bytes(gzip.compress(b"", mtime=0))  # valid gzip, no WARC inside
     pq.write_table(pa.table({"body": ["x", "y"], "n": [1, 2]}), d / "wrong_schema.parquet")
     (d / "not_parquet.parquet").write_bytes(b"PAR1 garbage, not a parquet file")
     what.update({p.name: "generated" for p in d.iterdir()})
@@ -121,6 +125,8 @@ def bad_batch(tmp_path_factory):
     build_bad_inputs(root / "in")
     store = CorpusStore(root / "store")
     done: dict = {}
+    executor.ensure_ray(None)
+    failures_before = worker_failures()
 
     def run() -> None:
         try:
@@ -134,6 +140,8 @@ def bad_batch(tmp_path_factory):
     assert not t.is_alive(), "the bad-input batch hung"
     assert "err" not in done, repr(done.get("err"))
     out = done["out"]
+    time.sleep(2)  # events reach the log within about a second
+    assert worker_failures() == failures_before, "a Ray worker died during the bad-input batch (retried)"
     rejects = pa.concat_tables([pq.read_table(store.root / f.path) for f in out.record.rejects])
     kept = pa.concat_tables([pq.read_table(store.root / f.path, columns=["doc_id", "source_uri"])
                              for f in out.record.shards])
@@ -194,6 +202,7 @@ def test_each_bad_file_has_a_clear_error(bad_batch):
         assert details(name) == ["empty file (0 bytes)"], (name, rej.get(name))
     assert any("truncated" in d or "corrupt" in d for d in details("truncated.warc.gz")), rej.get("truncated.warc.gz")
     assert details("not_gzip.warc.gz"), rej.get("not_gzip.warc.gz")
+    assert details("empty_member.warc.gz") == ["no WARC record found: not a WARC file"]
     assert any("wrong schema" in d for d in details("wrong_schema.parquet"))
     assert any("not a readable Parquet" in d for d in details("not_parquet.parquet"))
     mixed = {r["record_id"]: r for r in rej["mixed.jsonl"]}

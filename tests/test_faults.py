@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from fault_util import assert_index_agrees, assert_readers_see_only, assert_same_store, make_world
+from fault_util import assert_index_agrees, assert_readers_see_only, assert_same_store, make_world, worker_failures
 from helpers import REPO, cli_env
 from refinery.batch import run_batch
 from refinery.store import CorpusStore
@@ -80,6 +80,7 @@ def test_ray_worker_killed_mid_batch_is_retried(world):
     """SIGKILL a Ray worker while it runs process_unit: Ray retries the unit, the batch commits as clean."""
     store_path = _fresh_store(world, "worker_kill")
     outcome: dict = {}
+    failures_before = worker_failures()
 
     def run() -> None:
         try:
@@ -103,6 +104,10 @@ def test_ray_worker_killed_mid_batch_is_retried(world):
     assert killed is not None, "no worker was seen running a unit: the test proves nothing"
     assert not Path(f"/proc/{killed}").exists() or "process_unit" not in _cmdline(killed)
     assert "err" not in outcome, outcome.get("err")
+    deadline = time.time() + 15  # the raylet logged the death (the check test_bad_input relies on)
+    while worker_failures() == failures_before and time.time() < deadline:
+        time.sleep(0.2)
+    assert worker_failures() > failures_before
     assert outcome["out"].record.commit == 2 and not outcome["out"].already_committed
     assert_same_store(store_path, world["clean"])
     assert_index_agrees(store_path, world["config"], no_orphans=True)
