@@ -57,15 +57,26 @@ def _crash_point(env: str) -> None:
 
 
 def _with_dedup(counters: Counters, dedup: DedupPhase | None) -> Counters:
-    """Worker counters plus the driver's dedup drops (the stage itself drops nothing in workers)."""
+    """Worker counters with the driver's dedup decisions counted as the last stage.
+
+    Dedup decides in the driver after every per-document stage has run, so it
+    is reported last: its `in` is what the other stages kept, and the chain
+    in = out + dropped, next.in = out holds for every stage in the order shown.
+    """
     if dedup is None:
         return counters
     out = Counters()
-    out.merge(counters)
+    worker_dedup = counters.stages.get("dedup")
+    for name, c in counters.stages.items():
+        if name != "dedup":
+            out.merge(Counters.from_dict({name: c.to_dict()}))
+    last = list(out.stages.values())[-1] if out.stages else None
     c = out.stage("dedup")
+    c.docs_in = last.docs_out if last else 0
+    c.seconds = worker_dedup.seconds if worker_dedup else 0.0
     for reason, n in sorted(dedup.drop_counts().items()):
         c.dropped[reason] += n
-        c.docs_out -= n
+    c.docs_out = c.docs_in - sum(c.dropped.values())
     return out
 
 

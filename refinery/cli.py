@@ -170,6 +170,61 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _command_line(args) -> str:
+    import shlex
+
+    return "refinery " + shlex.join(args.argv)
+
+
+def cmd_models_build_lm(args) -> int:
+    from refinery.models.lm import LmBuildOptions, build_lm
+    from refinery.models.registry import DEFAULT_ROOT, model_dir
+
+    out = Path(args.out) if args.out else model_dir(DEFAULT_ROOT, "lm", args.lang)
+    opts = LmBuildOptions(
+        lang=args.lang, corpus=args.corpus, out=out, order=args.order, prune=args.prune,
+        vocab_size=args.vocab_size, heldout_percent=args.heldout_percent, calibration=args.calibration,
+        calibration_lines_per_doc=args.calibration_lines_per_doc, head_percentile=args.head_percentile,
+        tail_percentile=args.tail_percentile, quantize_bits=args.quantize_bits, command=_command_line(args),
+    )  # fmt: skip
+    manifest = build_lm(opts)
+    print(f"wrote {out} (version {manifest['version']})")
+    return 0
+
+
+def cmd_models_build_toxicity(args) -> int:
+    from refinery.models.registry import DEFAULT_ROOT, model_dir
+    from refinery.models.toxicity import ToxBuildOptions, build_toxicity
+
+    out = Path(args.out) if args.out else model_dir(DEFAULT_ROOT, "toxicity", args.lang)
+    opts = ToxBuildOptions(
+        lang=args.lang, data=args.data, out=out, eval=args.eval, heldout_percent=args.heldout_percent,
+        epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams, dim=args.dim, minn=args.minn, maxn=args.maxn, bucket=args.bucket,
+        quantize=not args.no_quantize, command=_command_line(args),
+    )  # fmt: skip
+    manifest = build_toxicity(opts)
+    print(f"wrote {out} (version {manifest['version']})")
+    return 0
+
+
+def cmd_models_ls(args) -> int:
+    from refinery.models.registry import KINDS, available, model_root, read_manifest
+
+    root = model_root(args.root)
+    for kind in KINDS:
+        for lang in available(root, kind):
+            m = read_manifest(root / kind / lang, kind, lang)
+            size = sum(f.get("bytes", 0) for f in m["files"].values())
+            metrics = m.get("metrics", {})
+            if kind == "lm":
+                cal = m.get("calibration", {})
+                summary = f"heldout ppl {metrics.get('heldout_median_perplexity')} cutoffs {cal.get('head_cutoff')}/{cal.get('tail_cutoff')}"
+            else:
+                summary = f"heldout ROC-AUC {metrics.get('heldout', {}).get('roc_auc')}"
+            print(f"{kind:<9} {lang:<4} {m['name']:<14} {m['version']}  {size / 1e6:6.2f} MB  {summary}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refinery", description="Refinery: continuous data cleaning for LLM pretraining")
     p.add_argument("--version", action="version", version=f"refinery {__version__}")
@@ -219,6 +274,45 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("pipelines", help="list the pipelines shipped with Refinery")
     pl.set_defaults(fn=cmd_pipelines)
 
+    mo = sub.add_parser("models", help="build and list the perplexity and toxicity models")
+    msub = mo.add_subparsers(dest="models_command", required=True)
+    bl = msub.add_parser("build-lm", help="train a SentencePiece + KenLM perplexity model and calibrate buckets")
+    bl.add_argument("--lang", required=True, help="language code (e.g. en)")
+    bl.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
+                    help="reference text: FILE (one paragraph per line) or wikitext:FILE")
+    bl.add_argument("--out", default=None, help="model directory (default: the shipped refinery/models/default/lm/LANG)")
+    bl.add_argument("--order", type=int, default=5, help="n-gram order")
+    bl.add_argument("--prune", default="0 0 1", help="lmplz --prune thresholds per order")
+    bl.add_argument("--vocab-size", type=int, default=8000, help="SentencePiece vocabulary size")
+    bl.add_argument("--heldout-percent", type=int, default=10, help="paragraphs held out for metrics")
+    bl.add_argument("--calibration", nargs="+", default=None, metavar="PATH",
+                    help="documents for bucket cutoffs: .html(.gz) pages (extracted, langid-filtered), .txt, .jsonl")
+    bl.add_argument("--calibration-lines-per-doc", type=int, default=1, help=".txt calibration lines per document")
+    bl.add_argument("--head-percentile", type=int, default=30)
+    bl.add_argument("--tail-percentile", type=int, default=60)
+    bl.add_argument("--quantize-bits", type=int, default=8, help="build_binary -q/-b bits")
+    bl.set_defaults(fn=cmd_models_build_lm)
+    bt = msub.add_parser("build-toxicity", help="train a fastText toxicity classifier and report held-out metrics")
+    bt.add_argument("--lang", required=True)
+    bt.add_argument("--data", nargs="+", required=True, metavar="FORMAT:FILE",
+                    help="labelled rows: davidson:, olid:, cold:, jsonl: ({text, label}); all-clean prose: clean-lines:, clean-wikitext:")
+    bt.add_argument("--eval", nargs="+", default=None, metavar="FORMAT:FILE",
+                    help="held-out evaluation files (default: a hash split of --data)")
+    bt.add_argument("--out", default=None, help="model directory (default: refinery/models/default/toxicity/LANG)")
+    bt.add_argument("--heldout-percent", type=int, default=10)
+    bt.add_argument("--epoch", type=int, default=10)
+    bt.add_argument("--lr", type=float, default=0.5)
+    bt.add_argument("--word-ngrams", type=int, default=2)
+    bt.add_argument("--dim", type=int, default=50)
+    bt.add_argument("--minn", type=int, default=0, help="shortest character n-gram (0: no subwords)")
+    bt.add_argument("--maxn", type=int, default=0, help="longest character n-gram")
+    bt.add_argument("--bucket", type=int, default=200_000, help="fastText hash buckets for word n-grams")
+    bt.add_argument("--no-quantize", action="store_true")
+    bt.set_defaults(fn=cmd_models_build_toxicity)
+    ml = msub.add_parser("ls", help="list models with versions and held-out metrics")
+    ml.add_argument("--root", default=None, help="model root (default: the shipped models)")
+    ml.set_defaults(fn=cmd_models_ls)
+
     sm = sub.add_parser("sample", help="write the sample crawl batch (a WARC of generated pages)")
     sm.add_argument("--out", default="sample", help="directory for sample.warc.gz")
     sm.set_defaults(fn=cmd_sample)
@@ -232,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.fn(args)
     except (ConfigError, InputError) as err:

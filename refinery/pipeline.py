@@ -15,7 +15,7 @@ import xxhash
 
 from refinery.config import PipelineConfig
 from refinery.counters import Counters
-from refinery.schema import INPUT_SCHEMA, PROVENANCE_COLUMNS, REJECT_SCHEMA, VERDICT_FIELD
+from refinery.schema import INPUT_SCHEMA, PROVENANCE_COLUMNS, REJECT_SCHEMA, REJECT_SCORE_COLUMNS, VERDICT_FIELD
 from refinery.stages import STAGE_TYPES, Stage
 from refinery.stages.base import StageContext
 
@@ -72,6 +72,7 @@ class PipelineRunner:
         cols = {name: batch.column(name).to_pylist() for name in PROVENANCE_COLUMNS}
         langs = batch.column("language").to_pylist() if "language" in batch.schema.names else None
         texts = batch.column("text").to_pylist() if policy.keep_text else None
+        scores = {c: batch.column(c).to_pylist() for c in REJECT_SCORE_COLUMNS if c in batch.schema.names}
         rows = []
         for i, dropped in enumerate(mask):
             if not dropped:
@@ -87,6 +88,7 @@ class PipelineRunner:
                 language=langs[i] if langs else None,
                 text=texts[i] if texts else None,
             )
+            row.update({c: values[i] for c, values in scores.items()})
             rows.append(row)
         return rows
 

@@ -42,7 +42,13 @@ REJECT_FIELDS: list[pa.Field] = [
     pa.field("dup_of", pa.string()),
     pa.field("language", pa.string()),
     pa.field("text", pa.string()),
+    # Model scores, when the stages that compute them ran before the drop (null otherwise).
+    pa.field("perplexity", pa.float64()),
+    pa.field("ppl_bucket", pa.string()),
+    pa.field("toxicity", pa.float64()),
 ]
+# Reject columns copied from the batch when present (the scores above).
+REJECT_SCORE_COLUMNS = ["perplexity", "ppl_bucket", "toxicity"]
 REJECT_SCHEMA = pa.schema(REJECT_FIELDS)
 
 VERDICT_FIELD = pa.field("verdict", pa.string(), nullable=False)

@@ -95,7 +95,7 @@ def test_run_on_two_node_cluster(tmp_path):
                       "--temp-dir", str(ray_tmp))
     worker = None
     try:
-        time.sleep(3)
+        wait_for_nodes(address, 1, logs=[tmp_path / "head.log"])  # a slow head makes the worker give up
         worker = start_node(tmp_path / "worker.log", "--address", address, "--node-ip-address", "127.0.0.1")
         wait_for_nodes(address, 2, logs=[tmp_path / "head.log", tmp_path / "worker.log"])
         store = tmp_path / "store"

@@ -65,7 +65,7 @@ def test_dashboard_and_alerts_use_exported_metrics(tmp_path):
 def test_promtool_accepts_config_and_rules():
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("promtool (Debian's prometheus package) missing: run ./setup.sh --dev")
+        pytest.fail("promtool (Debian's prometheus package) missing: run deploy/setup.sh --dev")
     for args in (["check", "config", str(DEPLOY / "prometheus.yml")], ["check", "rules", str(DEPLOY / "alerts.yml")]):
         r = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr

@@ -94,7 +94,7 @@ def _commit_counters(store: Path) -> tuple[dict, int, int]:
 def _start_prometheus(base: Path, service_port: int) -> tuple[subprocess.Popen, str]:
     """deploy/prometheus.yml, templated: the refinery job points at the test's port, scrape every second."""
     if shutil.which("prometheus") is None:
-        pytest.fail("Debian's prometheus package is missing: run ./setup.sh --dev")
+        pytest.fail("Debian's prometheus package is missing: run deploy/setup.sh --dev")
     cfg = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
     cfg["global"]["scrape_interval"] = "1s"
     cfg["global"]["evaluation_interval"] = "1s"
@@ -221,7 +221,7 @@ def test_resubmitting_a_committed_batch_commits_nothing_new(env):
 def _chromium(args: list[str], url: str, profile: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        pytest.fail("Debian's chromium package is missing: run ./setup.sh --dev")
+        pytest.fail("Debian's chromium package is missing: run deploy/setup.sh --dev")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--window-size=1500,1000", "--hide-scrollbars",

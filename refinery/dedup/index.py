@@ -28,21 +28,12 @@ from refinery.dedup.compact import NO_MATCH, PartitionedIndex
 from refinery.dedup.lsh import band_hashes
 from refinery.stages.dedup import DedupOptions, Signer, signatures_from_column
 from refinery.store import CorpusStore
+from refinery.store.corpus_store import pid_alive
 
 SEGMENT_PREFIX = "seg-"
 BASE_PREFIX = "base-"
 COMPACT_AT = 64  # segment files that trigger a compaction into the base file
 BASE_ROW_GROUP = 65536
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -297,7 +288,7 @@ class DedupIndex:
                     removed.append(path.name)
         for tmp in self.dir.glob("*.tmp"):  # <segment>.<pid>.tmp of a dead writer
             pid = tmp.name.rsplit(".", 2)[-2]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 tmp.unlink(missing_ok=True)
         return removed
 

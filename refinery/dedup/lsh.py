@@ -11,16 +11,10 @@ import math
 
 import numpy as np
 
+from refinery.dedup.minhash import fmix64
+
 U64 = np.uint64
 _P = np.uint64(0x9E3779B185EBCA87)
-
-
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> U64(33))
-    h = h * U64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> U64(33))
-    h = h * U64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> U64(33))
 
 
 def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -32,7 +26,7 @@ def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
         for j in range(bands):
             h = np.full(n, U64(j + 1) * _P, dtype=U64)
             for k in range(rows):
-                h = _fmix64(h ^ sig[:, j * rows + k])
+                h = fmix64(h ^ sig[:, j * rows + k])
             out[:, j] = h
     return out
 

@@ -62,7 +62,7 @@ def exact_hash(normalised: str) -> int:
 
 
 # -- token hashes --------------------------------------------------------------
-def _fmix64(h: np.ndarray) -> np.ndarray:
+def fmix64(h: np.ndarray) -> np.ndarray:
     h = h ^ (h >> U64(33))
     h = h * U64(0xFF51AFD7ED558CCD)
     h = h ^ (h >> U64(33))
@@ -109,7 +109,7 @@ def _word_hashes(normalised: str) -> np.ndarray:
     pos = np.arange(len(data)) - np.repeat(starts, lengths)
     with np.errstate(over="ignore"):
         vals = (data.astype(U64) + U64(1)) * _powers(int(lengths.max()))[pos]
-        return _fmix64(np.add.reduceat(vals, starts))
+        return fmix64(np.add.reduceat(vals, starts))
 
 
 def _char_hash(ch: str) -> int:
@@ -128,7 +128,7 @@ def token_hashes(normalised: str, kind: str) -> np.ndarray:
         s = normalised.replace(" ", "")
         cps = np.frombuffer(s.encode("utf-32-le"), dtype="<u4").astype(U64)
         with np.errstate(over="ignore"):
-            return _fmix64(cps * U64(_P1) + U64(1))
+            return fmix64(cps * U64(_P1) + U64(1))
     if not normalised:
         return np.zeros(0, dtype=U64)
     return _word_hashes(normalised)
@@ -145,7 +145,7 @@ def shingle_hashes(tok: np.ndarray, size: int) -> np.ndarray:
         h = tok[:m].copy()
         for j in range(1, k):
             h = h * U64(_P2) + tok[j : j + m]
-        h = _fmix64(h)
+        h = fmix64(h)
     return (h >> U64(32)).astype(U32)
 
 

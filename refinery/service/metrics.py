@@ -231,8 +231,19 @@ class ServiceMetrics:
         r.register(_StoreCollector(self))
 
     def unit_done(self, pipeline: str, counters: dict) -> None:
-        """Feed one UnitResult.counters dict (driver side)."""
+        """Feed one UnitResult.counters dict (driver side).
+
+        Stages decided by the driver after all units (dedup) are counted at
+        commit time instead (`batch_committed`): a unit cannot know their outcome.
+        """
         self.units.labels(pipeline).inc()
+        self._count_stages(pipeline, {s: c for s, c in counters.items() if not _decided_by_driver(s)})
+
+    def batch_committed(self, pipeline: str, record_counters: dict) -> None:
+        """Count the driver-decided stages of a freshly committed batch from its commit record."""
+        self._count_stages(pipeline, {s: c for s, c in record_counters.items() if _decided_by_driver(s)})
+
+    def _count_stages(self, pipeline: str, counters: dict) -> None:
         for stage, c in counters.items():
             self.stage_in.labels(pipeline, stage).inc(c["in"])
             self.stage_out.labels(pipeline, stage).inc(c["out"])
@@ -255,6 +266,13 @@ class ServiceMetrics:
     def batch_finished(self, pipeline: str, state: str, seconds: float) -> None:
         self.batches_finished.labels(pipeline, state).inc()
         self.batch_duration.labels(pipeline, state).observe(seconds)
+
+
+def _decided_by_driver(stage: str) -> bool:
+    from refinery.stages import STAGE_TYPES
+
+    cls = STAGE_TYPES.get(stage)
+    return bool(cls and cls.decided_by_driver)
 
 
 class _StoreCollector:

@@ -158,6 +158,8 @@ class Scheduler:
                 should_cancel=should_cancel,
             )
             self.queue.set_progress(batch.id, done["units"], done["docs"], merged)
+            if not outcome.already_committed:
+                self.metrics.batch_committed(pipeline, outcome.record.counters)
             state = "committed"
             self.queue.finish(
                 batch.id,

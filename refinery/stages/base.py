@@ -40,6 +40,9 @@ class Stage(ABC):
     Options: ClassVar[type[StrictModel]]
     # Columns the stage adds to every row it sees (shards, rejects, annotate).
     fields: ClassVar[list[pa.Field]] = []
+    # True when the keep/drop decision is made by the driver after all work units
+    # (dedup): per-unit counters then carry only the stage's `in` and `seconds`.
+    decided_by_driver: ClassVar[bool] = False
     # Columns only `refinery annotate` output carries (e.g. dedup's `dup_of`), filled by the driver.
     annotate_fields: ClassVar[list[pa.Field]] = []
 

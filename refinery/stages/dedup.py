@@ -135,6 +135,7 @@ class DedupStage(Stage):
     Options = DedupOptions
     fields = [CONTENT_HASH_FIELD, MINHASH_FIELD]
     annotate_fields = [DUP_OF_FIELD]
+    decided_by_driver = True
 
     def setup(self) -> None:
         self.signer = Signer(self.options)

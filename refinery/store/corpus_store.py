@@ -48,7 +48,8 @@ def _crash_point(env: str) -> None:
         os._exit(int(os.environ[env]))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host is still running (staging and lock owners)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -190,7 +191,7 @@ class CorpusStore:
                     owner = json.loads((d / "owner.json").read_text())
                 except (OSError, ValueError):
                     owner = {}
-                if owner.get("host") == host and _pid_alive(int(owner.get("pid", -1))):
+                if owner.get("host") == host and pid_alive(int(owner.get("pid", -1))):
                     continue
                 if owner.get("host") not in (None, host):
                     continue  # another machine's attempt: it cleans up after itself

