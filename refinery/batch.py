@@ -132,7 +132,7 @@ def run_batch(
     executor.ensure_ray(address)
     staging = store.new_staging(key)
     try:
-        return _finish_batch(config, files, key, units, store, staging, on_unit_done, labels, should_cancel)
+        return _finish_batch(config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel)
     except BaseException:
         # Any failure (a unit failed, cancel, disk full while writing shards, ...): this attempt's
         # files go now.  gc() would not remove them while this process lives (the service).
@@ -140,7 +140,9 @@ def run_batch(
         raise
 
 
-def _finish_batch(config, files, key, units, store, staging, on_unit_done, labels, should_cancel) -> BatchOutcome:
+def _finish_batch(
+    config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel
+) -> BatchOutcome:
     """Execute, deduplicate, write shards and commit (run_batch's body, inside its cleanup)."""
     results = executor.execute(config, units, staging, "run", str(store.root), on_unit_done, should_cancel)
     counters = _merge(results)
