@@ -140,14 +140,23 @@ def run_batch(
     executor.ensure_ray(address)
     staging = store.new_staging(key)
     try:
-        dedup_spec = config.stage("dedup")
-        skips = executor.raw_duplicate_skips(units) if dedup_spec is not None and dedup_spec.options.exact else None
-        results = executor.execute(
-            config, units, staging, "run", str(store.root), on_unit_done, should_cancel, skips=skips
-        )
+        return _finish_batch(config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel)
     except BaseException:
+        # Any failure (a unit failed, cancel, disk full while writing shards, ...): this attempt's
+        # files go now.  gc() would not remove them while this process lives (the service).
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _finish_batch(
+    config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel
+) -> BatchOutcome:
+    """Execute, deduplicate, write shards and commit (run_batch's body, inside its cleanup)."""
+    dedup_spec = config.stage("dedup")
+    skips = executor.raw_duplicate_skips(units) if dedup_spec is not None and dedup_spec.options.exact else None
+    results = executor.execute(
+        config, units, staging, "run", str(store.root), on_unit_done, should_cancel, skips=skips
+    )
     counters = _merge(results)
     dedup = DedupPhase.for_config(config, store, writable=True)
     kept_parts = [r.kept_path for r in results]
@@ -157,7 +166,6 @@ def run_batch(
     if dedup is None:
         shutil.rmtree(staging / "parts", ignore_errors=True)
     if should_cancel is not None and should_cancel():  # last check before the commit
-        shutil.rmtree(staging, ignore_errors=True)
         raise executor.BatchCancelled("batch cancelled")
     _crash_point("REFINERY_CRASH_BEFORE_COMMIT")
     record = CommitRecord(

@@ -337,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     except RefineryError as err:
         print(f"refinery: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # disk full, permission denied, ...: say what failed, no traceback
+        print(f"refinery: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("refinery: interrupted; nothing was committed for the running batch", file=sys.stderr)
         return 130

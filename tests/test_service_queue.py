@@ -166,3 +166,26 @@ def test_dedup_index_gauge_counts_vouched_segments_only(tmp_path):
     pq.write_table(table, seg_dir / f"seg-{committed.commit:08d}-{'d' * 16}.parquet")  # wrong batch key
     assert dedup_index_size(store) == {"abc": 5}
     assert m.registry.get_sample_value("refinery_dedup_index_entries", {"index": "abc"}) == 5
+
+
+def test_dedup_index_gauge_counts_the_compacted_base(tmp_path):
+    """After compaction (base-<N>.parquet holds commits 1..N, their segments deleted) the gauge
+    still counts every indexed document: found by the soak (bench/soak.py), where it fell to the
+    rows of the segments written since the last compaction."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from refinery.service.metrics import dedup_index_size
+    from refinery.store import CommitRecord, CorpusStore
+
+    store = CorpusStore(tmp_path / "store")
+    keys = ["a" * 64, "b" * 64]
+    for key in keys:
+        rec = CommitRecord(0, key, "", "web-en", "h", {}, [], [], [], {}, 0, 0)
+        store.commit_staged(store.new_staging(key), rec, [], [])
+    seg_dir = store.state_dir / "dedup" / "abc"
+    seg_dir.mkdir(parents=True)
+    pq.write_table(pa.table({"commit": [1] * 7, "doc_id": [str(i) for i in range(7)]}), seg_dir / "base-00000001.parquet")
+    pq.write_table(pa.table({"doc_id": ["x", "y"]}), seg_dir / f"seg-00000002-{keys[1][:16]}.parquet")
+    pq.write_table(pa.table({"doc_id": ["z"]}), seg_dir / f"seg-00000001-{keys[0][:16]}.parquet")  # folded into the base
+    assert dedup_index_size(store) == {"abc": 9}

@@ -35,10 +35,13 @@ def unit_raw_keys(unit: WorkUnit) -> list[tuple[str, int]]:
     reader = _READERS[unit.file.format]
     uri = unit.file.uri
     out = []
-    for row in reader.iter_records(unit.file.path, unit.start, unit.count):
-        html = row.get("html")
-        if html and row.get("read_error") is None:
-            out.append((doc_id(uri, row["record_id"]), raw_key(html, row.get("http_charset"))))
+    try:
+        for row in reader.iter_records(unit.file.path, unit.start, unit.count):
+            html = row.get("html")
+            if html and row.get("read_error") is None:
+                out.append((doc_id(uri, row["record_id"]), raw_key(html, row.get("http_charset"))))
+    except Exception:  # noqa: BLE001 - an unreadable input is the reader's to report; here: no skips
+        return out
     return out
 
 

@@ -17,6 +17,7 @@ import xxhash
 
 from refinery.errors import InputError
 from refinery.readers import jsonl, parquet, warc
+from refinery.readers.records import error_row
 from refinery.schema import INPUT_SCHEMA
 
 FORMATS = {
@@ -120,7 +121,10 @@ def read_unit(unit: WorkUnit, batch_rows: int) -> Iterator[pa.RecordBatch]:
     rows: list[dict] = []
     reader = _READERS[unit.file.format]
     uri = unit.file.uri
-    for row in reader.iter_records(unit.file.path, unit.start, unit.count):
+    records = reader.iter_records(unit.file.path, unit.start, unit.count)
+    if unit.file.size == 0:  # reported, not silently nothing: an empty upload is usually a mistake
+        records = iter([error_row("file", "empty file (0 bytes)")])
+    for row in records:
         row["source_uri"] = uri
         row["doc_id"] = doc_id(uri, row["record_id"])
         rows.append(row)

@@ -12,7 +12,24 @@ from typing import IO, Iterator
 
 import zstandard
 
-MAX_LINE_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024 * 1024  # memory guard: a longer line is skipped unread, reported
+
+
+def _lines(f: IO[bytes]) -> Iterator[bytes | int]:
+    """Lines of at most MAX_LINE_BYTES; a longer one yields its length instead, never held whole."""
+    while True:
+        line = f.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            n = len(line)
+            while chunk := f.readline(1 << 20):
+                n += len(chunk)
+                if chunk.endswith(b"\n"):
+                    break
+            yield n
+        else:
+            yield line
 
 
 def _open(path: str) -> IO[bytes]:
@@ -28,7 +45,7 @@ def count_records(path: str) -> int:
     n = 0
     try:
         with _open(path) as f:
-            for _ in f:
+            for _ in _lines(f):
                 n += 1
     except Exception:  # noqa: BLE001 - reported by iter_records
         pass
@@ -47,10 +64,12 @@ def _parse_time(value) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def parse_line(line: bytes, line_no: int) -> dict:
+def parse_line(line: bytes | int, line_no: int) -> dict:
+    """One line (or the length of a line too long to read) -> a record or an error row."""
     record_id = f"line:{line_no}"
-    if len(line) > MAX_LINE_BYTES:
-        return error_row(record_id, f"line {line_no} longer than {MAX_LINE_BYTES} bytes")
+    if isinstance(line, int) or len(line) > MAX_LINE_BYTES:
+        n = line if isinstance(line, int) else len(line)
+        return error_row(record_id, f"line {line_no}: {n} bytes, longer than {MAX_LINE_BYTES}")
     try:
         obj = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError as err:
@@ -79,13 +98,13 @@ def iter_records(path: str, start: int, count: int | None) -> Iterator[dict]:
     line_no = start
     try:
         with _open(path) as f:
-            for index, line in enumerate(f):
+            for index, line in enumerate(_lines(f)):
                 if index < start:
                     continue
                 if end is not None and index >= end:
                     return
                 line_no = index
-                if not line.strip():
+                if isinstance(line, bytes) and not line.strip():
                     continue
                 yield parse_line(line, index)
     except Exception as err:  # noqa: BLE001

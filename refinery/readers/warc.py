@@ -11,6 +11,7 @@ from typing import Iterator
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024  # memory guard: a larger record is reported, never read whole
 
 
 def _iterator(f, parse_http: bool) -> ArchiveIterator:
@@ -57,7 +58,10 @@ def iter_records(path: str, start: int, count: int | None) -> Iterator[dict]:
                     status = record.http_headers.status_code
                     if status is not None and status != 200:
                         continue
-                    payload = record.reader.read()
+                    payload = record.reader.read(MAX_PAYLOAD_BYTES + 1)
+                    if len(payload) > MAX_PAYLOAD_BYTES:
+                        yield error_row(record_id, f"payload over {MAX_PAYLOAD_BYTES} bytes", url)
+                        continue
                     yield {
                         "record_id": record_id,
                         "url": url.strip("<>") if url else None,
@@ -71,6 +75,10 @@ def iter_records(path: str, start: int, count: int | None) -> Iterator[dict]:
                     yield error_row(record_id, f"corrupt record: {err}", url)
     except Exception as err:  # noqa: BLE001 - a broken stream ends the file, reported once
         yield error_row(f"offset-error:{index + 1}", f"unreadable WARC after record {index + 1}: {err}")
+        return
+    if count is None and start == 0 and index == -1:
+        # Not one record parsed in a non-empty file: not a WARC (ARC, HTML, binary, ...).
+        yield error_row("file", "no WARC record found: not a WARC file")
         return
     if count is None and (problem := gzip_problem(path)):
         # fastwarc stops quietly at a truncated member: the last unit reports it.

@@ -51,6 +51,17 @@ _SEGMENT_ROWS: dict[tuple[str, int], int] = {}  # (path, mtime_ns) -> rows, from
 _COMMIT_KEYS: dict[tuple[str, int], str] = {}  # (store, commit) -> batch key; commits never change
 
 
+def _rows(path: Path) -> int:
+    """Rows of a Parquet file from its footer, cached by (path, mtime); the cache is bounded."""
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns)
+    if key not in _SEGMENT_ROWS:
+        if len(_SEGMENT_ROWS) >= 4096:  # compacted-away segments would otherwise stay forever
+            _SEGMENT_ROWS.clear()
+        _SEGMENT_ROWS[key] = pq.ParquetFile(path).metadata.num_rows
+    return _SEGMENT_ROWS[key]
+
+
 def dedup_index_size(store: CorpusStore) -> dict[str, int]:
     """Entries in each dedup index of the store ({index id: entries}); {} while there is none.
 
@@ -77,9 +88,18 @@ def dedup_index_size(store: CorpusStore) -> dict[str, int]:
     out: dict[str, int] = {}
     for index_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         total, found = 0, False
+        # Compaction folds commits 1..N into base-<N>.parquet and deletes their segments: count it.
+        bases = sorted(index_dir.glob("base-*.parquet"))
+        base_upto = 0
+        if bases and bases[-1].name[len("base-"):-len(".parquet")].isdigit():
+            try:
+                total += _rows(bases[-1])
+                base_upto, found = int(bases[-1].name[len("base-"):-len(".parquet")]), True
+            except (OSError, ValueError):
+                pass
         for seg in index_dir.glob("seg-*.parquet"):
             parts = seg.name[len("seg-"):-len(".parquet")].split("-", 1)
-            if len(parts) != 2 or not parts[0].isdigit():
+            if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) <= base_upto:
                 continue
             ck = (str(store.root), int(parts[0]))
             if ck not in _COMMIT_KEYS:
@@ -90,13 +110,9 @@ def dedup_index_size(store: CorpusStore) -> dict[str, int]:
             if not parts[1] or not _COMMIT_KEYS[ck].startswith(parts[1]):
                 continue
             try:
-                st = seg.stat()
-                cache_key = (str(seg), st.st_mtime_ns)
-                if cache_key not in _SEGMENT_ROWS:
-                    _SEGMENT_ROWS[cache_key] = pq.ParquetFile(seg).metadata.num_rows
+                total += _rows(seg)
             except (OSError, ValueError):
                 continue
-            total += _SEGMENT_ROWS[cache_key]
             found = True
         if found:
             out[index_dir.name] = total

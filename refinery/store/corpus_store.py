@@ -42,6 +42,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _crash_point(env: str) -> None:
+    """Fault injection for tests: exit abruptly here when `env` is set (its value is the exit code)."""
+    if os.environ.get(env):
+        os._exit(int(os.environ[env]))
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process of this host is still running (staging and lock owners)."""
     try:
@@ -159,6 +165,7 @@ class CorpusStore:
             out.mkdir(exist_ok=True)
             os.rename(out, target)
             _fsync_dir(self.data_dir)
+            _crash_point("REFINERY_CRASH_IN_COMMIT")  # data/<N>/ in place, no manifest yet
             prefix = f"data/{number:08d}/"
             record.commit = number
             record.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
