@@ -38,6 +38,8 @@ from refinery.stages.base import Stage, StageResult, set_column
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-:.]+)""", re.I)
 TEXT_FIELD = pa.field("text", pa.string())
+PREFILTER_MAX_HTML_BYTES = 300_000  # bytes of a page the language prefilter looks at
+PREFILTER_CPU_SECONDS = 1.0  # per page; over it the prefilter makes no guess (the page is extracted)
 
 
 class ExtractOptions(StrictModel):
@@ -148,8 +150,12 @@ class ExtractStage(Stage):
             if payload is None or len(payload) > self.options.max_html_bytes:
                 continue
             try:
-                text = extract_plain_text(decode_html(payload, charset), main_content=True, alt_texts=False, links=False)
-            except Exception:  # noqa: BLE001  (the real extractor will report it)
+                # Bounded: the head of the page is enough for a language guess, and a pathological
+                # page (deep nesting) must not stall the batch; any failure means "no guess".
+                with cpu_budget(PREFILTER_CPU_SECONDS):
+                    html = decode_html(payload[:PREFILTER_MAX_HTML_BYTES], charset)
+                    text = extract_plain_text(html, main_content=True, alt_texts=False, links=False)
+            except (Exception, CpuBudgetExceeded):  # noqa: BLE001  (the real extractor will report it)
                 continue
             line = prepare(text, self.options.prefilter_max_chars)
             if line:
