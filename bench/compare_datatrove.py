@@ -86,6 +86,8 @@ def refinery_pipeline() -> Path:
     # exactly datatrove's work: no model-based stages (perplexity, toxicity) even if web-en gains them
     spec["stages"] = [st for st in spec["stages"] if next(iter(st)) in ("extract", "langid", "quality", "dedup")]
     for stage in spec["stages"]:
+        if "extract" in stage:  # cheap work before expensive work (docs/pipelines.md)
+            stage["extract"] = dict(stage["extract"] or {}, prefilter_languages=["en"], prefilter_min_score=0.9)
         if "dedup" in stage:
             stage["dedup"].update(num_perm=112, bands=14, rows=8)
     path = OUT / "compare-web-en.yaml"

@@ -145,6 +145,8 @@ class ExtractStage(Stage):
         from refinery.stages.langid import prepare
 
         out: list[str | None] = [None] * len(htmls)
+        raw_texts: list[str | None] = [None] * len(htmls)
+        self._guess_texts = {}  # row -> the plain text a drop was decided on (kept in reject rows)
         idx, texts = [], []
         for i, (payload, charset) in enumerate(zip(htmls, charsets)):
             if payload is None or len(payload) > self.options.max_html_bytes:
@@ -158,6 +160,7 @@ class ExtractStage(Stage):
             except (Exception, CpuBudgetExceeded):  # noqa: BLE001  (the real extractor will report it)
                 continue
             line = prepare(text, self.options.prefilter_max_chars)
+            raw_texts[i] = text
             if line:
                 idx.append(i)
                 texts.append(line)
@@ -168,6 +171,7 @@ class ExtractStage(Stage):
                     lang, score = lab[0].removeprefix("__label__"), float(prob[0])
                     if lang not in self.allowed and score >= self.options.prefilter_min_score:
                         out[i] = f"{lang} {min(score, 1.0):.3f}"
+                        self._guess_texts[i] = raw_texts[i]
         return out
 
     def model_info(self) -> dict:
@@ -261,7 +265,7 @@ class ExtractStage(Stage):
         out: list[str | None] = []
         for html, charset, text, skip in zip(htmls, charsets, texts, skips):
             if skip is not None:
-                out.append(None)
+                out.append(self._guess_texts.get(len(out)))
                 reasons.append("prefilter_language")
                 details.append(skip)
                 continue
