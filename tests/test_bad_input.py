@@ -224,6 +224,8 @@ def test_each_bad_file_has_a_clear_error(bad_batch):
         if cs == "windows-1251":  # detection takes it for a neighbour: first letters differ
             continue
         r = garbage[f"http://bad.invalid/charset/{cs}"]
+        if r["reason"] == "exact_raw":  # same bytes and header as an earlier page: never extracted (issue 8)
+            continue
         assert SAMPLES[SAMPLE_OF.get(cs, "latin")][:12] in (r["text"] or ""), (cs, r)
     # Every record of the garbage file is either kept or dropped with a reason: none lost.
     n_garbage = 3 + 2 * len(CHARSETS)
