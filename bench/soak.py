@@ -13,9 +13,7 @@ every process of that session is counted (read from /proc, no psutil needed) and
 from __future__ import annotations
 
 import argparse
-import gzip
 import html
-import io
 import os
 import random
 import signal
@@ -24,10 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
+
+from refinery.sample import warc_record
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "soak-operator-token-0123456789"
@@ -58,19 +57,6 @@ def _pool() -> list[str]:
     return paras
 
 
-def _record(url: str, payload: bytes) -> bytes:
-    http = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-            + f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
-    head = ("WARC/1.0\r\nWARC-Type: response\r\n"
-            f"WARC-Record-ID: <urn:uuid:{uuid.uuid4()}>\r\nWARC-Date: 2026-01-01T00:00:00Z\r\n"
-            f"WARC-Target-URI: {url}\r\nContent-Type: application/http; msgtype=response\r\n"
-            f"Content-Length: {len(http)}\r\n\r\n").encode()
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
-        gz.write(head + http + b"\r\n\r\n")
-    return buf.getvalue()
-
-
 def write_warc(path: Path, pool: list[str], rng: random.Random, pages: int, serial: int) -> None:
     with path.open("wb") as f:
         for i in range(pages):
@@ -80,7 +66,7 @@ def write_warc(path: Path, pool: list[str], rng: random.Random, pages: int, seri
             page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Note {serial}.{i}</title></head>"
                     f"<body><nav><a href=/>Home</a> <a href=/docs>Docs</a></nav><main><article>"
                     f"<h1>Note {serial}.{i}</h1>{body}</article></main><footer>Copyright 2026</footer></body></html>")
-            f.write(_record(f"http://soak.refinery.invalid/{serial}/{i}", page.encode()))
+            f.write(warc_record(f"http://soak.refinery.invalid/{serial}/{i}", page.encode(), i))
 
 
 def session_rss(sid: int) -> tuple[int, int, int]:

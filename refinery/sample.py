@@ -83,7 +83,8 @@ def sample_pages() -> list[tuple[str, str]]:
     return pages
 
 
-def _record(url: str, payload: bytes, index: int) -> bytes:
+def warc_record(url: str, payload: bytes, index: int) -> bytes:
+    """One gzip-member WARC response record (record id derived from index and URL: deterministic)."""
     http = (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
         + f"Content-Length: {len(payload)}\r\n\r\n".encode()
@@ -110,5 +111,5 @@ def write_sample_warc(out_dir: Path) -> tuple[Path, int]:
     pages = sample_pages()
     with path.open("wb") as f:
         for i, (url, page) in enumerate(pages):
-            f.write(_record(url, page.encode("utf-8"), i))
+            f.write(warc_record(url, page.encode("utf-8"), i))
     return path, len(pages)

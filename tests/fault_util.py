@@ -6,11 +6,10 @@ bytes), readers must see only committed files, and the dedup index must agree wi
 
 from __future__ import annotations
 
-import gzip
+from refinery.sample import warc_record
+
 import html
-import io
 import random
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +22,6 @@ from refinery.sample import MODULES, _doc_paragraphs, sample_pages, write_sample
 from refinery.store import CorpusStore
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _record(url: str, payload: bytes, index: int) -> bytes:
-    http = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-            + f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
-    rid = uuid.uuid5(uuid.NAMESPACE_URL, f"{index}:{url}")
-    head = ("WARC/1.0\r\nWARC-Type: response\r\n"
-            f"WARC-Record-ID: <urn:uuid:{rid}>\r\nWARC-Date: 2026-01-01T00:00:00Z\r\n"
-            f"WARC-Target-URI: {url}\r\nContent-Type: application/http; msgtype=response\r\n"
-            f"Content-Length: {len(http)}\r\n\r\n").encode()
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
-        gz.write(head + http + b"\r\n\r\n")
-    return buf.getvalue()
 
 
 def _prose(p: str) -> bool:
@@ -56,9 +41,9 @@ def write_varied_warc(path: Path, pages: int, seed: int, copies: list[tuple[str,
             body = "".join(f"<p>{html.escape(p)}</p>" for p in paras)
             page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Note {i}</title></head><body>"
                     f"<main><article><h1>Note {seed}.{i}</h1>{body}</article></main></body></html>")
-            f.write(_record(f"http://faults.refinery.invalid/{seed}/{i}", page.encode(), i))
+            f.write(warc_record(f"http://faults.refinery.invalid/{seed}/{i}", page.encode(), i))
         for j, (url, page) in enumerate(copies):
-            f.write(_record(url + f"?copy={j}", page.encode(), pages + j))
+            f.write(warc_record(url + f"?copy={j}", page.encode(), pages + j))
 
 
 def make_world(root: Path) -> dict:
