@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from refinery.config import PipelineConfig
+from refinery.store.shards import iter_parts
 from refinery.dedup.compact import NO_MATCH
 from refinery.dedup.index import DedupIndex, open_index, segment_table
 from refinery.dedup.lsh import band_hashes
@@ -211,47 +212,42 @@ class DedupPhase:
         drops = self.decisions.drops
         writer = PartWriter(rejects_path, REJECT_SCHEMA)
         offset = 0
-        for p in parts:
-            if p is None:
-                continue
-            for batch in pq.ParquetFile(p).iter_batches(batch_size=4096):
-                n = batch.num_rows
-                hit = [i for i in range(n) if offset + i in drops] if drops else []
-                if hit:
-                    mask = [False] * n
-                    reasons: list = [None] * n
-                    details: list = [None] * n
-                    dup_of: list = [None] * n
-                    for i in hit:
-                        drop = drops[offset + i]
-                        mask[i], reasons[i], details[i], dup_of[i] = True, drop.reason, drop.detail, drop.dup_of
-                    rows = runner._rejects(batch, mask, STAGE, reasons, details, dup_of)
-                    if rows:
-                        writer.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
-                    batch = batch.filter(pc.invert(pa.array(mask, pa.bool_())))
-                offset += n
-                if batch.num_rows:
-                    yield batch
+        for batch in iter_parts(parts):
+            n = batch.num_rows
+            hit = [i for i in range(n) if offset + i in drops] if drops else []
+            if hit:
+                mask = [False] * n
+                reasons: list = [None] * n
+                details: list = [None] * n
+                dup_of: list = [None] * n
+                for i in hit:
+                    drop = drops[offset + i]
+                    mask[i], reasons[i], details[i], dup_of[i] = True, drop.reason, drop.detail, drop.dup_of
+                rows = runner._rejects(batch, mask, STAGE, reasons, details, dup_of)
+                if rows:
+                    writer.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
+                batch = batch.filter(pc.invert(pa.array(mask, pa.bool_())))
+            offset += n
+            if batch.num_rows:
+                yield batch
         writer.close()
 
     def annotate_parts(self, parts: list[str | None]) -> Iterator[pa.RecordBatch]:
         """Every row of the parts with `dup_of` filled and the verdict of copies set to dedup:<reason>."""
         drops = self.decisions.drops
         offset = 0
-        for p in parts:
-            if p is None:
-                continue
-            for batch in pq.ParquetFile(p).iter_batches(batch_size=4096):
-                n = batch.num_rows
-                dup_of = [None] * n
-                verdict = batch.column("verdict").to_pylist()
-                for i in range(n):
-                    drop = drops.get(offset + i)
-                    if drop is not None:
-                        dup_of[i], verdict[i] = drop.dup_of, f"{STAGE}:{drop.reason}"
-                offset += n
-                idx = batch.schema.get_field_index(DUP_OF_FIELD.name)
-                batch = batch.set_column(idx, DUP_OF_FIELD, pa.array(dup_of, pa.string()))
-                vidx = batch.schema.get_field_index("verdict")
-                batch = batch.set_column(vidx, batch.schema.field(vidx), pa.array(verdict, pa.string()))
-                yield batch
+        for batch in iter_parts(parts):
+            n = batch.num_rows
+            dup_of = [None] * n
+            verdict = batch.column("verdict").to_pylist()
+            for i in range(n):
+                drop = drops.get(offset + i)
+                if drop is not None:
+                    dup_of[i], verdict[i] = drop.dup_of, f"{STAGE}:{drop.reason}"
+            offset += n
+            idx = batch.schema.get_field_index(DUP_OF_FIELD.name)
+            batch = batch.set_column(idx, DUP_OF_FIELD, pa.array(dup_of, pa.string()))
+            vidx = batch.schema.get_field_index("verdict")
+            batch = batch.set_column(vidx, batch.schema.field(vidx), pa.array(verdict, pa.string()))
+            yield batch
+
