@@ -40,7 +40,7 @@ def rebase(path: str, data: Path) -> str:
     """Manifest paths name the data folder the model was built from; find the same file under `data`."""
     parts = Path(path).parts
     for i, part in enumerate(parts):
-        if part in ("lm_reference", "toxicity"):
+        if part in ("lm_reference", "toxicity", "langid"):
             return str(data.joinpath(*parts[i:]))
     return path
 

@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     bl = msub.add_parser("build-lm", help="train a SentencePiece + KenLM perplexity model and calibrate buckets")
     bl.add_argument("--lang", required=True, help="language code (e.g. en)")
     bl.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
-                    help="reference text: FILE (one paragraph per line) or wikitext:FILE")
+                    help="reference text: FILE (one paragraph per line), wikitext:FILE, or udhr:NAME:FILE (one declaration of the UDHR paragraph table)")
     bl.add_argument("--out", default=None, help="model directory (default: the shipped refinery/models/default/lm/LANG)")
     bl.add_argument("--order", type=int, default=5, help="n-gram order")
     bl.add_argument("--prune", default="0 0 1", help="lmplz --prune thresholds per order")

@@ -10,9 +10,9 @@ import pytest
 
 from conftest import shared
 from refinery.cli import main
-from refinery.errors import ModelError
+from refinery.errors import InputError, ModelError
 from refinery.models import file_sha256
-from refinery.models.lm import Cutoffs, LanguageModel, is_heldout, percentiles, shuffled
+from refinery.models.lm import Cutoffs, LanguageModel, is_heldout, parse_corpus_spec, percentiles, read_corpus, shuffled
 from refinery.models.metrics import classification_report, roc_auc
 from refinery.models.registry import (
     DEFAULT_ROOT, available, kenlm_tool, missing_model_message, read_manifest, resolve_models,
@@ -20,7 +20,7 @@ from refinery.models.registry import (
 from refinery.models.textnorm import detokenize_wikitext, normalize
 from refinery.models.toxicity import preprocess, read_labelled
 
-LM_LANGS = {"en", "zh", "de", "es", "ru"}
+LM_LANGS = {"en", "zh", "de", "fr", "es", "ru"}
 
 
 def test_normalize_like_cc_net():
@@ -94,8 +94,8 @@ def test_shipped_models_manifests_and_size():
 
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError) as e:
-        resolve_models("lm", "default", ["fr"])
-    assert "refinery models build-lm --lang fr" in str(e.value)
+        resolve_models("lm", "default", ["it"])
+    assert "refinery models build-lm --lang it" in str(e.value)
     with pytest.raises(ModelError) as e:
         resolve_models("toxicity", str(tmp_path), None)
     assert "refinery models build-toxicity" in str(e.value)
@@ -159,3 +159,28 @@ def test_models_ls(capsys):
     assert main(["models", "ls"]) == 0
     out = capsys.readouterr().out
     assert "lm-en" in out and "toxicity-zh" in out
+
+
+def test_udhr_corpus_selects_one_declaration_by_exact_name(tmp_path):
+    """French and French (Welche) share the code fr: the spec names the declaration, not the code."""
+    table = tmp_path / "udhr.tsv"
+    table.write_text(
+        "iso6393\tbcp47\tname\tstage\tcode\tidx\ttext\n"
+        "fra\tfr\tFrench\t4\t1\t0\tConsidérant que la reconnaissance de la dignité...\n"
+        "fra\tfr\tFrench (Welche)\t4\t2\t0\tKonsidérang k'lè rknachans...\n"
+        "fra\tfr\tFrench\t4\t1\t1\tConsidérant que la méconnaissance...\n"
+        "deu\tde\tGerman\t4\t3\t0\tDa die Anerkennung...\n",
+        encoding="utf-8",
+    )
+    fmt, path = parse_corpus_spec(f"udhr:French:{table}")
+    assert (fmt, path) == ("udhr:French", table)
+    assert read_corpus(fmt, path) == [
+        "Considérant que la reconnaissance de la dignité...", "Considérant que la méconnaissance..."
+    ]
+    with pytest.raises(InputError, match="no declaration named 'Frisian'"):
+        read_corpus(*parse_corpus_spec(f"udhr:Frisian:{table}"))
+    with pytest.raises(InputError, match="expected udhr:NAME:FILE"):
+        parse_corpus_spec(f"udhr:{table}")
+    (tmp_path / "plain.tsv").write_text("a\tb\n1\t2\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not a UDHR paragraph table"):
+        read_corpus(*parse_corpus_spec(f"udhr:French:{tmp_path / 'plain.tsv'}"))

@@ -53,15 +53,15 @@ def test_stage_scores_buckets_and_passes_unmodelled_languages():
     s = stage(languages=["en", "zh"])
     result = s.process(
         batch(
-            [EN_WIKI, NAV_JUNK, "Le homard européen est une espèce de homard.", "北京是中华人民共和国的首都。", None],
-            ["en", "en", "fr", "zh", "en"],
+            [EN_WIKI, NAV_JUNK, "L'astice europeo è una specie di aragosta.", "北京是中华人民共和国的首都。", None],
+            ["en", "en", "it", "zh", "en"],
         )
     )
     ppl = result.batch.column("perplexity").to_pylist()
     buckets = result.batch.column("ppl_bucket").to_pylist()
     assert ppl[0] < ppl[1]  # Wikipedia prose beats navigation junk
     assert buckets[0] == "head" and buckets[1] == "tail"
-    assert ppl[2] is None and buckets[2] is None  # French: no model, marked null, kept
+    assert ppl[2] is None and buckets[2] is None  # Italian: no model, marked null, kept
     assert ppl[3] is not None and buckets[3] in ("head", "middle", "tail")
     assert ppl[4] is None and buckets[4] is None
     assert result.reasons == [None] * 5  # default keeps every bucket
@@ -70,7 +70,7 @@ def test_stage_scores_buckets_and_passes_unmodelled_languages():
 
 def test_keep_buckets_and_max_perplexity_drop():
     s = stage(languages=["en"], keep_buckets=["head"])
-    r = s.process(batch([EN_WIKI, NAV_JUNK, "bonjour tout le monde"], ["en", "en", "fr"]))
+    r = s.process(batch([EN_WIKI, NAV_JUNK, "buongiorno a tutti"], ["en", "en", "it"]))
     assert r.reasons == [None, "bucket_tail", None]
     s = stage(languages=["en"], max_perplexity=1.0)
     assert s.process(batch([EN_WIKI], ["en"])).reasons == ["max_perplexity"]
@@ -86,9 +86,9 @@ def test_model_info_records_versions():
 
 def test_missing_model_fails_at_config_load_naming_the_command(tmp_path):
     with pytest.raises(ConfigError) as e:
-        parse_pipeline({"name": "x", "stages": [{"perplexity": {"languages": ["en", "fr"]}}]}, "p.yaml")
+        parse_pipeline({"name": "x", "stages": [{"perplexity": {"languages": ["en", "it"]}}]}, "p.yaml")
     msg = str(e.value)
-    assert "p.yaml: stages[0].perplexity" in msg and "refinery models build-lm --lang fr" in msg
+    assert "p.yaml: stages[0].perplexity" in msg and "refinery models build-lm --lang it" in msg
     with pytest.raises(ConfigError, match="does not exist"):
         parse_pipeline({"name": "x", "stages": [{"perplexity": {"models": str(tmp_path / "none")}}]})
     with pytest.raises(ConfigError, match="keep_buckets"):

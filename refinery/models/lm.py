@@ -33,7 +33,7 @@ from refinery.models.registry import data_provenance, kenlm_tool, read_manifest,
 from refinery.models.textnorm import detokenize_wikitext, normalize, paragraphs
 
 BUCKETS = ("head", "middle", "tail")
-CORPUS_FORMATS = ("lines", "wikitext")
+CORPUS_FORMATS = ("lines", "wikitext", "udhr")
 # Languages written without spaces: "shuffled" controls shuffle characters, not words.
 CHAR_LANGS = {"zh", "ja", "th", "ko", "my", "km", "lo"}
 MAX_DOC_CHARS = 200_000  # longer documents are scored on their first 200k characters
@@ -43,9 +43,17 @@ MAX_DOC_CHARS = 200_000  # longer documents are scored on their first 200k chara
 
 
 def parse_corpus_spec(spec: str) -> tuple[str, Path]:
-    """`FILE` (one paragraph per line) or `wikitext:FILE` (WikiText tokenised text)."""
+    """`FILE` (one paragraph per line), `wikitext:FILE` (WikiText tokenised text) or
+    `udhr:NAME:FILE` (the paragraphs of the declaration called NAME, e.g. `French`, in the
+    udhr_paragraphs.tsv table: one language of a parallel table, selected by its exact name
+    because several declarations share a language code, e.g. French and French (Welche))."""
     fmt, sep, rest = spec.partition(":")
-    if sep and fmt in CORPUS_FORMATS:
+    if sep and fmt == "udhr":
+        name, sep, rest = rest.partition(":")
+        if not (name and sep and rest):
+            raise InputError(f"corpus {spec!r}: expected udhr:NAME:FILE, e.g. udhr:French:udhr_paragraphs.tsv")
+        fmt, path = f"udhr:{name}", Path(rest)
+    elif sep and fmt in CORPUS_FORMATS:
         path = Path(rest)
     else:
         fmt, path = "lines", Path(spec)
@@ -56,6 +64,8 @@ def parse_corpus_spec(spec: str) -> tuple[str, Path]:
 
 def read_corpus(fmt: str, path: Path) -> list[str]:
     """Paragraphs (raw text, not normalised) of one corpus file."""
+    if fmt.startswith("udhr:"):
+        return read_udhr(path, fmt.removeprefix("udhr:"))
     opener = gzip.open if path.suffix == ".gz" else open
     out = []
     with opener(path, "rt", encoding="utf-8", errors="replace") as f:
@@ -70,6 +80,20 @@ def read_corpus(fmt: str, path: Path) -> list[str]:
                 if len(line.split()) < 5:
                     continue
             out.append(line)
+    return out
+
+
+def read_udhr(path: Path, name: str) -> list[str]:
+    """Paragraphs of one declaration in the UDHR table (columns iso6393, bcp47, name, ..., text)."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if rows and not {"name", "text"} <= set(rows[0]):
+        raise InputError(f"{path}: not a UDHR paragraph table (needs 'name' and 'text' columns)")
+    out = [r["text"].strip() for r in rows if r["name"] == name and (r["text"] or "").strip()]
+    if not out:
+        raise InputError(f"{path}: no declaration named {name!r}")
     return out
 
 
