@@ -57,8 +57,8 @@ def child(workers: int, inputs: list[str], pipeline: str, records_per_unit: int)
     config = resolve(pipeline)
     config = config.model_copy(update={"execution": config.execution.model_copy(update={"records_per_unit": records_per_unit})})
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}})
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # as refinery.executor.ensure_ray: no job runtime_env
+    ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR")
     # warm the worker processes (imports, models) so the figure is steady-state throughput
     with tempfile.TemporaryDirectory() as tmp:
         warm_in = Path(tmp) / "warm"

@@ -141,12 +141,12 @@ class DedupStage(Stage):
         self.signer = Signer(self.options)
 
     def model_info(self) -> dict:
-        import datasketch
+        from refinery.models import package_version  # metadata only: importing datasketch costs ~1 CPU-s
 
         o = self.options
         return {
             "dedup": {
-                "minhash": f"datasketch {datasketch.__version__}-compatible affine32, seed={o.seed}, num_perm={o.num_perm}",
+                "minhash": f"datasketch {package_version('datasketch')}-compatible affine32, seed={o.seed}, num_perm={o.num_perm}",
                 "lsh": f"bands={o.bands} rows={o.rows}",
                 "index": o.index_id(),
             }
