@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pyarrow.fs as pafs
 import pytest
 
@@ -265,3 +266,31 @@ def test_service_publishes_each_commit_and_rides_out_an_outage(tmp_path):
         if svc is not None:
             svc.stop()
         s3.stop()
+
+
+def test_service_catches_up_at_startup(tmp_path):
+    """Commits made while the service was down (here: without Ray) are published when it starts."""
+    st = CorpusStore(tmp_path / "store")
+    add_commit(st, make_docs("s1", 40))
+    add_commit(st, make_docs("s2", 40))
+    dest = tmp_path / "published"  # a local path is a valid --publish URI too
+    (tmp_path / "in").mkdir()
+    svc = ServiceProcess(st.root, [tmp_path / "in"], tmp_path / "service.log", ["--publish", str(dest)])
+    try:
+        with client(svc.url) as c:  # /metrics answers before Ray is up; publishing does not wait for Ray
+            _wait(lambda: _get_metrics(c, svc), 60, "the service to answer")
+            _wait(lambda: metric_sum(_get_metrics(c, svc), "refinery_published_commit") == 2, 60, "catch-up")
+            m = _get_metrics(c, svc)
+            assert metric_sum(m, "refinery_publish_lag_commits") == 0 and metric_sum(m, "refinery_publish_errors_total") == 0
+    finally:
+        svc.stop()
+    assert_same_corpus(Corpus(dest), st)
+
+
+def _get_metrics(c, svc) -> dict:
+    if svc.proc.poll() is not None:
+        raise AssertionError(f"service exited:\n{svc.log.read_text()[-3000:]}")
+    try:
+        return parse_metrics(c.get("/metrics").text)
+    except httpx.HTTPError:  # not listening yet
+        return {}
