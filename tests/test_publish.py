@@ -12,12 +12,10 @@ up in the background when it returns, picked up by a follow-mode reader that was
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pyarrow.fs as pafs
