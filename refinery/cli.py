@@ -58,6 +58,13 @@ def cmd_run(args) -> int:
     from refinery.store import CorpusStore
 
     config = resolve(args.pipeline)
+    if args.publish:
+        from refinery.corpus.mirror import check_destination
+
+        try:
+            check_destination(args.publish)  # a bad URI fails now, not after the batch
+        except RefineryError as err:
+            raise ConfigError(f"--publish {args.publish}: {err}") from None
     store = CorpusStore(args.store)
     progress = Progress(not args.quiet)
     start = time.perf_counter()
@@ -68,11 +75,30 @@ def cmd_run(args) -> int:
     elapsed = time.perf_counter() - start
     rec = outcome.record
     if outcome.already_committed:
-        print(f"batch already committed as commit {rec.commit}; nothing to do")
+        print(f"batch already committed as commit {rec.commit}" + ("" if args.publish else "; nothing to do"))
     else:
         print(Counters.from_dict(rec.counters).table())
         print(f"\n{rec.docs_in} documents in, {rec.docs_out} accepted, {elapsed:.1f}s ({rec.docs_in / elapsed:.1f} docs/s)")
     _print_record(rec)
+    if args.publish:
+        return _publish_after_run(store, args, rec.commit)
+    return 0
+
+
+def _publish_after_run(store, args, commit: int) -> int:
+    """Publish every commit the destination lacks (this batch's, and any a crash left unpublished)."""
+    from refinery.corpus.mirror import publish_store
+
+    try:
+        result = publish_store(store, args.publish, on_commit=lambda n: print(f"published commit {n} to {args.publish}", flush=True))
+    except (RefineryError, OSError) as err:
+        print(f"refinery: error: {err}\n"
+              f"refinery: the batch IS committed locally as commit {commit} in {store.root}, but {args.publish} "
+              f"does not have it yet; retry by re-running this command (nothing is processed again) or with "
+              f"`refinery store mirror --store {store.root} --to {args.publish}`", file=sys.stderr)
+        return 1
+    if not result.published:
+        print(f"{args.publish} already has every commit (latest {result.latest})")
     return 0
 
 
@@ -239,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="process a batch and commit the accepted documents")
     common(r, True)
     r.add_argument("--store", required=True, help="corpus store directory")
+    r.add_argument("--publish", default=None, metavar="URI",
+                   help="after the commit, publish the commits URI lacks (s3://bucket/prefix or a path; "
+                        "endpoint: REFINERY_S3_ENDPOINT); the URI training jobs read with Corpus(URI)")
     r.set_defaults(fn=cmd_run)
 
     a = sub.add_parser("annotate", help="score every document, filter nothing, commit nothing")

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from refinery.service.metrics import ServiceMetrics
+from refinery.service.publisher import Publisher
 from refinery.service.queue import BatchQueue
 from refinery.store import CorpusStore
 
@@ -27,6 +28,8 @@ def _exported_families(tmp_path) -> set[str]:
     m.batch_finished("web-en", "committed", 1.0)
     m.upload_bytes.inc(1)
     m.requests_refused.labels("401").inc()
+    m.publisher = Publisher(store, str(tmp_path / "published"))  # as with --publish, once it reached the URI
+    m.publisher.publish_once()
     names = set()
     for fam in m.registry.collect():
         names.add(fam.name + "_total" if fam.type == "counter" else fam.name)

@@ -1,8 +1,9 @@
 """The training feed: read committed corpus shards from local disk or object storage.
 
-`Corpus` (reader API, no optional dependencies), `mirror_store` (publish a
-local store to object storage in commit-protocol order) and, with the
-`refinery[torch]` extra, `CorpusDataset` / `StatefulLoader` for PyTorch.
+`Corpus` (reader API, no optional dependencies), `publish_store` /
+`mirror_store` (publish a local store to object storage in commit-protocol
+order) and, with the `refinery[torch]` extra, `CorpusDataset` /
+`StatefulLoader` for PyTorch.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from typing import Any
 
 from refinery.corpus.filters import to_expression
 from refinery.corpus.fs import open_filesystem
-from refinery.corpus.mirror import mirror_store
+from refinery.corpus.mirror import PublishResult, mirror_store, publish_store
 from refinery.corpus.reader import Corpus, Shard
 
-__all__ = ["Corpus", "Shard", "open_filesystem", "to_expression", "mirror_store", "CorpusDataset", "StatefulLoader"]
+__all__ = ["Corpus", "Shard", "open_filesystem", "to_expression", "mirror_store", "publish_store", "PublishResult", "CorpusDataset", "StatefulLoader"]
 
 
 def __getattr__(name: str) -> Any:  # torch is optional: import it only when asked for

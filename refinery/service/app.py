@@ -37,6 +37,7 @@ from refinery.readers import detect_format
 from refinery.service.auth import Principal, TokenAuth
 from refinery.service.inbox import InboxWatcher
 from refinery.service.metrics import ServiceMetrics
+from refinery.service.publisher import Publisher
 from refinery.service.queue import STATES, BatchQueue
 from refinery.service.scheduler import Scheduler
 from refinery.service.sources import SourceRefused, SourceResolver
@@ -64,6 +65,8 @@ class Settings:
     inbox_poll_seconds: float = 2.0
     object_roots: list[str] = field(default_factory=list)
     sample_seconds: float = 2.0
+    publish: str | None = None  # object-store URI (or path) training jobs read; see service/publisher.py
+    publish_retry_seconds: float = 5.0
 
 
 # -- request bodies --------------------------------------------------------------
@@ -106,8 +109,13 @@ class Service:
             objects = ObjectSources(settings.object_roots)
         self.resolver = SourceResolver(roots, objects)
         self.metrics = ServiceMetrics(self.store, self.queue)
+        self.publisher = (
+            Publisher(self.store, settings.publish, settings.publish_retry_seconds) if settings.publish else None
+        )
+        self.metrics.publisher = self.publisher
         self.scheduler = Scheduler(
-            self.queue, self.store, self.metrics, self.resolver, settings.concurrency, settings.address
+            self.queue, self.store, self.metrics, self.resolver, settings.concurrency, settings.address,
+            on_commit=self.publisher.wake if self.publisher else None,
         )
         self.inbox = (
             InboxWatcher(Path(settings.inbox), settings.inbox_pipeline, self.queue, self.resolver,
@@ -121,6 +129,8 @@ class Service:
         self._sampler = threading.Thread(target=self._sample_loop, name="refinery-sampler", daemon=True)
 
     def start(self) -> None:
+        if self.publisher:
+            self.publisher.start()  # catch-up first: commits made while the service was down
         self.scheduler.start()
         if self.inbox:
             self.inbox.start()
@@ -131,6 +141,8 @@ class Service:
         if self.inbox:
             self.inbox.stop()
         self.scheduler.stop()
+        if self.publisher:
+            self.publisher.stop()
 
     def _sample_loop(self) -> None:
         while not self._stop.is_set():
@@ -202,6 +214,14 @@ def _looks_like_warc(path: Path) -> bool:
         except zlib.error:
             return False
     return head.startswith(b"WARC/")
+
+
+def _publish_status(p: Publisher | None) -> dict | None:
+    """Publishing state for the status page: no URI or error text (the endpoint is open)."""
+    if p is None:
+        return None
+    return {"published_commit": p.published, "lag": p.lag(), "errors": p.errors, "ok": p.last_error is None,
+            "last_success": p.last_success}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -287,6 +307,7 @@ def create_app(settings: Settings) -> FastAPI:
             "commits": sum(t.commits.values()),
             "committed_rows": sum(t.rows.values()),
             "last_commit_time": t.last_commit_time,
+            "publish": _publish_status(service.publisher),
             "recent": recent,
         }
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter as PyCounter
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow.parquet as pq
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -228,6 +228,7 @@ class ServiceMetrics:
         self.live_in: PyCounter = PyCounter()  # stage -> documents in
         self.live_dropped: PyCounter = PyCounter()  # "stage:reason" -> documents
         self._live_lock = threading.Lock()
+        self.publisher = None  # refinery.service.publisher.Publisher when the service runs with --publish
         r.register(_StoreCollector(self))
 
     def unit_done(self, pipeline: str, counters: dict) -> None:
@@ -331,3 +332,17 @@ class _StoreCollector:
             "refinery_state_bytes", "Bytes under <store>/state (queue database, uploads, dedup index)", value=_dir_bytes(m.store.state_dir)
         )
         yield GaugeMetricFamily("refinery_start_time_seconds", "Unix time the service started", value=m._started)
+        yield from _publish_metrics(m.publisher)
+
+
+def _publish_metrics(p) -> Iterator:
+    """Publishing to the --publish URI (absent without it): how far the destination is, and failures."""
+    if p is None:
+        return
+    yield CounterMetricFamily("refinery_publish_errors", "Failed attempts to publish commits to the --publish URI",
+                              value=p.errors)
+    if p.published is not None:  # unknown until the destination was reached once
+        yield GaugeMetricFamily("refinery_published_commit", "Newest commit visible at the --publish URI",
+                                value=p.published)
+        yield GaugeMetricFamily("refinery_publish_lag_commits", "Local commits not yet visible at the --publish URI",
+                                value=p.lag() or 0)

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 import traceback
+from typing import Callable
 
 from refinery import executor
 from refinery.batch import run_batch
@@ -41,6 +42,7 @@ class Scheduler:
         concurrency: int = 2,
         address: str | None = None,
         poll_seconds: float = 0.5,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -49,6 +51,7 @@ class Scheduler:
         self.concurrency = max(1, concurrency)
         self.address = address
         self.poll_seconds = poll_seconds
+        self.on_commit = on_commit  # the publisher's wake(): publish each commit right after it is made
         self.ray_ready = threading.Event()
         self.ray_error: str | None = None
         self._stop = threading.Event()
@@ -168,6 +171,8 @@ class Scheduler:
                 counters=outcome.record.counters,
                 already_committed=outcome.already_committed,
             )
+            if self.on_commit is not None:
+                self.on_commit()
         except executor.BatchCancelled:
             state = "cancelled"
             self.queue.finish(batch.id, "cancelled", counters=merged, error="cancelled while running")

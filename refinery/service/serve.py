@@ -26,6 +26,14 @@ def cmd_serve(args) -> int:
     for r in args.object_store_root or []:
         if not r.startswith("s3://") or len(r) <= 5:
             raise ConfigError(f"--object-store-root {r}: expected s3://bucket[/prefix]")
+    if args.publish:
+        from refinery.corpus.mirror import check_destination
+        from refinery.errors import RefineryError
+
+        try:
+            check_destination(args.publish)
+        except RefineryError as err:
+            raise ConfigError(f"--publish {args.publish}: {err}") from None
     settings = Settings(
         store=args.store,
         input_roots=roots,
@@ -38,6 +46,8 @@ def cmd_serve(args) -> int:
         inbox=args.inbox,
         inbox_pipeline=args.inbox_pipeline,
         object_roots=args.object_store_root or [],
+        publish=args.publish,
+        publish_retry_seconds=args.publish_retry_seconds,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
@@ -52,6 +62,11 @@ def add_serve_parser(sub) -> None:
                    help="directory submitted sources must resolve inside (repeatable)")
     s.add_argument("--object-store-root", action="append", metavar="s3://BUCKET[/PREFIX]",
                    help="allow s3:// sources under this prefix (repeatable; endpoint/keys from REFINERY_S3_ENDPOINT, AWS_*)")
+    s.add_argument("--publish", default=None, metavar="URI",
+                   help="publish every commit to this URI (s3://bucket/prefix or a path; endpoint: "
+                        "REFINERY_S3_ENDPOINT), the one training jobs read with Corpus(URI); retried while it is down")
+    s.add_argument("--publish-retry-seconds", type=float, default=5.0,
+                   help="first delay before retrying a failed publish (doubles, up to 12x)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--address", default=None, help="Ray cluster address (default: start local Ray)")
