@@ -23,7 +23,7 @@ from refinery.counters import Counters
 from refinery.dedup.phase import DedupPhase
 from refinery.dedup.raw import RAW_REASON
 from refinery.pipeline import PipelineRunner
-from refinery.readers import InputFile, discover, plan_units
+from refinery.readers import InputFile, discover
 from refinery.schema import REJECT_SCHEMA
 from refinery.store import CommitRecord, CorpusStore
 from refinery.store.shards import iter_parts, write_shards
@@ -134,10 +134,10 @@ def run_batch(
     if existing is not None:
         return BatchOutcome(existing, True, Counters.from_dict(existing.counters))
     store.gc()
-    units = plan_units(files, config.execution.records_per_unit)
+    executor.ensure_ray(address)
+    units = executor.plan(config, files)
     if on_plan:
         on_plan(len(units))
-    executor.ensure_ray(address)
     staging = store.new_staging(key)
     try:
         return _finish_batch(config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel)
@@ -218,10 +218,10 @@ def annotate_batch(
     Nothing is filtered and nothing is committed; a store, if given, is only read.
     """
     files = discover(inputs)
-    units = plan_units(files, config.execution.records_per_unit)
+    executor.ensure_ray(address)
+    units = executor.plan(config, files)
     if on_plan:
         on_plan(len(units))
-    executor.ensure_ray(address)
     out_path = out_path.expanduser().resolve()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     work = out_path.parent / f".{out_path.name}.parts"

@@ -27,6 +27,17 @@ class ExecutionConfig(StrictModel):
     records_per_unit: int = Field(128, ge=1, description="input records per Ray task")
     batch_rows: int = Field(64, ge=1, description="rows per Arrow batch inside a task")
     max_in_flight_per_cpu: int = Field(2, ge=1, description="bounds driver memory")
+    min_units_per_cpu: int = Field(
+        32, ge=1, description="small batches are cut into at least this many units per cluster CPU, so no worker "
+        "idles while another finishes a long unit (unit costs vary 30x between pages)"
+    )
+    min_records_per_unit: int = Field(8, ge=1, description="floor for that cut (bounds per-task overhead)")
+
+
+# Execution keys that only decide how work is cut into units, never what is written (shards are
+# re-chunked by rows in input order): left out of the config hash, so they can be tuned without
+# changing batch keys.
+PLANNING_ONLY = {"min_units_per_cpu", "min_records_per_unit"}
 
 
 class ShardConfig(StrictModel):
@@ -62,7 +73,7 @@ class PipelineConfig(StrictModel):
         """Hash of everything that changes output; recorded with each commit."""
         payload = {
             "name": self.name,
-            "execution": self.execution.model_dump(),
+            "execution": self.execution.model_dump(exclude=PLANNING_ONLY),
             "shards": self.shards.model_dump(),
             "rejects": self.rejects.model_dump(),
             "stages": [{s.name: s.options.model_dump(mode="json")} for s in self.stages],

@@ -18,7 +18,7 @@ from refinery.config import PipelineConfig
 from refinery.counters import Counters
 from refinery.dedup.raw import plan_skips, unit_raw_keys
 from refinery.pipeline import PipelineRunner
-from refinery.readers import WorkUnit, read_unit
+from refinery.readers import InputFile, WorkUnit, plan_units, read_unit
 from refinery.schema import REJECT_SCHEMA
 from refinery.store.shards import PartWriter
 
@@ -116,6 +116,16 @@ def ensure_ray(address: str | None) -> None:
     ray.init(runtime_env=runtime_env, **kwargs)
 
 
+def cluster_cpus() -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1) or 1))
+
+
+def plan(config: PipelineConfig, files: list[InputFile]) -> list[WorkUnit]:
+    """Work units for the connected Ray cluster: small batches are cut finer (ExecutionConfig)."""
+    e = config.execution
+    return plan_units(files, e.records_per_unit, e.min_units_per_cpu * cluster_cpus(), e.min_records_per_unit)
+
+
 def _cancel_all(refs: list) -> None:
     """Force-cancel tasks and wait until they are gone (ray.cancel is asynchronous), so no
     worker writes into a staging directory after the caller has removed it."""
@@ -142,7 +152,7 @@ def execute(
     a failed unit) the outstanding tasks are force-cancelled and waited for
     first; the caller discards the staging directory.
     """
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1) or 1))
+    cpus = cluster_cpus()
     limit = max(2, cpus * config.execution.max_in_flight_per_cpu)
     config_ref = ray.put(config)
     pending: dict = {}

@@ -112,6 +112,7 @@ class PipelineRunner:
         self.setup()
         reject_rows: list[dict] = []
         verdict: list[str | None] = [None] * batch.num_rows
+        input_ids = batch.column("doc_id").to_pylist()
 
         # Records the reader could not parse are drops of the pseudo-stage `read`.
         errors = batch.column("read_error").to_pylist()
@@ -135,6 +136,10 @@ class PipelineRunner:
             )
         if self.mode == "annotate":
             batch = batch.append_column(VERDICT_FIELD, pa.array([v or "keep" for v in verdict], pa.string()))
+        # Rejects in input order, not grouped by the stage that dropped them: then the reject
+        # files, like the shards, do not depend on how the input was cut into units and batches.
+        position = {d: i for i, d in enumerate(input_ids)}
+        reject_rows.sort(key=lambda row: position.get(row["doc_id"], len(position)))
         rejects = pa.Table.from_pylist(reject_rows, schema=REJECT_SCHEMA)
         return self._conform(batch), rejects
 

@@ -75,9 +75,18 @@ def test_rerun_is_byte_identical_and_idempotent(clean_run, tmp_path, warc_inputs
     again = refinery("run", "-q", "--pipeline", "pipelines/web-multilingual.yaml", *warc_inputs, "--store", str(store_path))
     assert "already committed as commit 1" in again.stdout
     assert len(CorpusStore(store_path).commits()) == 1
+    # A clean run elsewhere, with the work cut into units differently (as on a cluster of another
+    # size): the same batch key and byte-identical shards.
+    text = (REPO / "pipelines" / "web-multilingual.yaml").read_text(encoding="utf-8")
+    assert "  records_per_unit: 64\n" in text
+    recut = tmp_path / "web-multilingual.yaml"
+    recut.write_text(text.replace("  records_per_unit: 64\n", "  records_per_unit: 64\n  min_units_per_cpu: 1\n"
+                                  "  min_records_per_unit: 3\n"), encoding="utf-8")
+    assert resolve(str(recut)).config_hash() == resolve("pipelines/web-multilingual.yaml").config_hash()
     other = tmp_path / "store2"
-    refinery("run", "-q", "--pipeline", "pipelines/web-multilingual.yaml", *warc_inputs, "--store", str(other))
+    refinery("run", "-q", "--pipeline", str(recut), *warc_inputs, "--store", str(other))
     second = CorpusStore(other, create=False).commits()[0]
+    assert second.batch_key == first.batch_key and second.execution["units"] != first.execution["units"]
     assert [(s.rows, s.sha256) for s in first.shards] == [(s.rows, s.sha256) for s in second.shards]
     assert [(s.rows, s.sha256) for s in first.rejects] == [(s.rows, s.sha256) for s in second.rejects]
     for s in second.shards:

@@ -10,7 +10,7 @@ import zstandard
 
 from conftest import shared
 from refinery.errors import InputError
-from refinery.readers import discover, doc_id, plan_units, read_unit
+from refinery.readers import discover, doc_id, plan_units, read_unit, unit_size
 from refinery.sample import write_sample_warc
 
 
@@ -77,6 +77,20 @@ def test_units_split_files_so_cores_stay_busy():
         for b in read_unit(u, 64):
             rows.extend(b.column("record_id").to_pylist())
     assert len(rows) == len(set(rows)) > 100
+
+
+def test_small_batches_are_cut_finer_down_to_a_floor():
+    assert unit_size(10_000, 64, min_units=64, min_records_per_unit=8) == 64  # large batch: the maximum
+    assert unit_size(574, 64, min_units=64, min_records_per_unit=8) == 9  # ceil(574 / 64)
+    assert unit_size(100, 64, min_units=64, min_records_per_unit=8) == 8  # the floor
+    assert unit_size(100, 4, min_units=64, min_records_per_unit=8) == 4  # never above the maximum
+    assert unit_size(0, 64, min_units=64, min_records_per_unit=8) == 64
+    warc = shared("warc", "real_pages", "pages-000.warc.gz")
+    files = discover([str(warc)])
+    coarse, fine = plan_units(files, 64), plan_units(files, 64, min_units=20, min_records_per_unit=4)
+    assert len(coarse) == 3 and len(fine) == 20
+    ids = lambda units: [r for u in units for b in read_unit(u, 64) for r in b.column("record_id").to_pylist()]  # noqa: E731
+    assert ids(fine) == ids(coarse)  # the same records in the same order, whatever the cut
 
 
 def test_warc_keeps_only_html_responses_and_survives_truncation(tmp_path):

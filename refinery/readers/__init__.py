@@ -96,18 +96,31 @@ def discover(paths: list[str]) -> list[InputFile]:
     return files
 
 
-def plan_units(files: list[InputFile], records_per_unit: int) -> list[WorkUnit]:
+def unit_size(total_records: int, records_per_unit: int, min_units: int = 1, min_records_per_unit: int = 1) -> int:
+    """Records per unit: `records_per_unit` at most, fewer for a small batch so that it still
+    makes `min_units` units, but never fewer than `min_records_per_unit`."""
+    if total_records <= 0:
+        return records_per_unit
+    wanted = -(-total_records // max(1, min_units))  # ceil
+    return max(1, min(records_per_unit, max(min_records_per_unit, wanted)))
+
+
+def plan_units(
+    files: list[InputFile], records_per_unit: int, min_units: int = 1, min_records_per_unit: int = 1
+) -> list[WorkUnit]:
+    """Cut the files into work units (record ranges) in input order; see unit_size()."""
+    counts = [_READERS[f.format].count_records(f.path) for f in files]
+    size = unit_size(sum(counts), records_per_unit, min_units, min_records_per_unit)
     units: list[WorkUnit] = []
-    for f in files:
-        total = _READERS[f.format].count_records(f.path)
+    for f, total in zip(files, counts):
         start = 0
         while True:
             remaining = total - start
-            if remaining <= records_per_unit:
+            if remaining <= size:
                 units.append(WorkUnit(len(units), f, start, None))
                 break
-            units.append(WorkUnit(len(units), f, start, records_per_unit))
-            start += records_per_unit
+            units.append(WorkUnit(len(units), f, start, size))
+            start += size
     return units
 
 
