@@ -93,6 +93,29 @@ def test_small_batches_are_cut_finer_down_to_a_floor():
     assert ids(fine) == ids(coarse)  # the same records in the same order, whatever the cut
 
 
+def test_units_seek_to_their_first_record_when_the_file_allows(tmp_path):
+    """Per-record gzip members and plain WARCs get byte offsets; a WARC gzipped as one stream
+    cannot be entered mid-way, gets none, and is read from the start: the same records either way."""
+    import dataclasses
+    import gzip
+
+    from refinery.readers import warc
+
+    members = shared("warc", "real_pages", "pages-000.warc.gz")
+    plain = tmp_path / "plain.warc"
+    plain.write_bytes(gzip.decompress(members.read_bytes()))  # all members, one plain file
+    one_stream = tmp_path / "one-stream.warc.gz"
+    one_stream.write_bytes(gzip.compress(plain.read_bytes()))
+    for path, seekable in ((members, True), (plain, True), (one_stream, False)):
+        total, offsets = warc.scan(str(path))
+        assert total == 156 and (offsets is not None) == seekable, path
+        units = plan_units(discover([str(path)]), 10)
+        assert all((u.offset is not None) == seekable for u in units)
+        rows = lambda us: [(r["record_id"], r["read_error"], r["html"]) for u in us for r in u.records()]  # noqa: E731
+        assert rows(units) == rows([dataclasses.replace(u, offset=None) for u in units])
+        assert len(rows(units)) > 100
+
+
 def test_warc_keeps_only_html_responses_and_survives_truncation(tmp_path):
     real = shared("warc", "dolma_wget", "sample-0000.warc.gz")
     rows = read_all([real])

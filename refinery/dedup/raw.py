@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import xxhash
 
-from refinery.readers import WorkUnit, _READERS, doc_id
+from refinery.readers import WorkUnit, doc_id
 
 RAW_REASON = "exact_raw"
 
@@ -32,11 +32,10 @@ def raw_key(html: bytes, charset: str | None) -> int:
 
 def unit_raw_keys(unit: WorkUnit) -> list[tuple[str, int]]:
     """(doc_id, raw key) of each record with HTML in the unit, in order."""
-    reader = _READERS[unit.file.format]
     uri = unit.file.uri
     out = []
     try:
-        for row in reader.iter_records(unit.file.path, unit.start, unit.count):
+        for row in unit.records():
             html = row.get("html")
             if html and row.get("read_error") is None:
                 out.append((doc_id(uri, row["record_id"]), raw_key(html, row.get("http_charset"))))

@@ -49,6 +49,14 @@ class WorkUnit:
     file: InputFile
     start: int  # first record index (over all records of the file)
     count: int | None  # None: read to the end of the file
+    offset: int | None = None  # byte offset of record `start`, where the format can seek (WARC)
+
+    def records(self) -> Iterator[dict]:
+        """The unit's raw records, read straight from `offset` when known."""
+        reader = _READERS[self.file.format]
+        if self.offset is not None:
+            return reader.iter_records(self.file.path, self.start, self.count, offset=self.offset)
+        return reader.iter_records(self.file.path, self.start, self.count)
 
 
 def detect_format(path: Path) -> str | None:
@@ -105,21 +113,30 @@ def unit_size(total_records: int, records_per_unit: int, min_units: int = 1, min
     return max(1, min(records_per_unit, max(min_records_per_unit, wanted)))
 
 
+def _scan(f: InputFile) -> tuple[int, list[int] | None]:
+    """(records, per-record byte offsets or None) of one input file."""
+    reader = _READERS[f.format]
+    if hasattr(reader, "scan"):
+        return reader.scan(f.path)
+    return reader.count_records(f.path), None
+
+
 def plan_units(
     files: list[InputFile], records_per_unit: int, min_units: int = 1, min_records_per_unit: int = 1
 ) -> list[WorkUnit]:
     """Cut the files into work units (record ranges) in input order; see unit_size()."""
-    counts = [_READERS[f.format].count_records(f.path) for f in files]
-    size = unit_size(sum(counts), records_per_unit, min_units, min_records_per_unit)
+    scans = [_scan(f) for f in files]
+    size = unit_size(sum(total for total, _ in scans), records_per_unit, min_units, min_records_per_unit)
     units: list[WorkUnit] = []
-    for f, total in zip(files, counts):
+    for f, (total, offsets) in zip(files, scans):
         start = 0
         while True:
+            offset = offsets[start] if offsets and start < len(offsets) else None
             remaining = total - start
             if remaining <= size:
-                units.append(WorkUnit(len(units), f, start, None))
+                units.append(WorkUnit(len(units), f, start, None, offset))
                 break
-            units.append(WorkUnit(len(units), f, start, size))
+            units.append(WorkUnit(len(units), f, start, size, offset))
             start += size
     return units
 
@@ -132,9 +149,8 @@ def doc_id(source_uri: str, record_key: str) -> str:
 def read_unit(unit: WorkUnit, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Yield INPUT_SCHEMA batches for the documents of one unit."""
     rows: list[dict] = []
-    reader = _READERS[unit.file.format]
     uri = unit.file.uri
-    records = reader.iter_records(unit.file.path, unit.start, unit.count)
+    records = unit.records()
     if unit.file.size == 0:  # reported, not silently nothing: an empty upload is usually a mistake
         records = iter([error_row("file", "empty file (0 bytes)")])
     for row in records:

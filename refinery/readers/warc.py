@@ -18,15 +18,42 @@ def _iterator(f, parse_http: bool) -> ArchiveIterator:
     return ArchiveIterator(f, record_types=WarcRecordType.any_type, parse_http=parse_http)
 
 
-def count_records(path: str) -> int:
-    n = 0
+def scan(path: str) -> tuple[int, list[int] | None]:
+    """(number of records, byte offset of each record or None).
+
+    Offsets let a work unit seek straight to its first record instead of parsing every
+    record before it (for small units that doubled the cost of reading).  They are kept only
+    when every record starts at a place a reader can start from: a gzip member (the usual
+    record-at-a-time .warc.gz) or `WARC/` in an uncompressed file; a file gzipped as one
+    stream gets None and is read from the start."""
+    offsets: list[int] = []
     try:
         with open(path, "rb") as f:
-            for _ in _iterator(f, parse_http=False):
-                n += 1
+            for record in _iterator(f, parse_http=False):
+                offsets.append(record.stream_pos)
     except Exception:  # noqa: BLE001 - the reading task reports the error per record
         pass
-    return n
+    return len(offsets), (offsets if _seekable(path, offsets) else None)
+
+
+def _seekable(path: str, offsets: list[int]) -> bool:
+    if not offsets:
+        return False
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+            expected = b"\x1f\x8b" if magic == b"\x1f\x8b" else b"WARC/"
+            for pos in offsets:
+                f.seek(pos)
+                if f.read(len(expected)) != expected:
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def count_records(path: str) -> int:
+    return scan(path)[0]
 
 
 def _is_html(record) -> bool:
@@ -36,12 +63,16 @@ def _is_html(record) -> bool:
     return False
 
 
-def iter_records(path: str, start: int, count: int | None) -> Iterator[dict]:
+def iter_records(path: str, start: int, count: int | None, offset: int | None = None) -> Iterator[dict]:
+    """Records start .. start+count-1; `offset` (from scan()) is the byte offset of record `start`."""
     end = None if count is None else start + count
-    index = -1
+    first = start if offset is not None else 0
+    index = first - 1
     try:
         with open(path, "rb") as f:
-            for index, record in enumerate(_iterator(f, parse_http=True)):
+            if offset is not None:
+                f.seek(offset)
+            for index, record in enumerate(_iterator(f, parse_http=True), start=first):
                 if index < start:
                     continue
                 if end is not None and index >= end:
