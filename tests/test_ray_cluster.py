@@ -88,7 +88,9 @@ def wait_for_nodes(address: str, n: int, logs: list[Path], timeout: float = 180)
 def test_run_on_two_node_cluster(tmp_path):
     # Ray's socket paths must stay under 107 bytes: pytest's tmp_path is too deep.
     ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
-    inputs = [str(shared("warc", "dolma_wget")), str(shared("warc", "resiliparse_tests", "warcfile.warc.gz"))]
+    # Enough work (156 real pages, ~20 units) that the second node's worker, which starts later
+    # (it unpacks the shipped package first), still finds units left to run.
+    inputs = [str(shared("warc", "real_pages", "pages-000.warc.gz"))]
     port = free_port()
     address = f"127.0.0.1:{port}"
     head = start_node(tmp_path / "head.log", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--include-dashboard=false",
