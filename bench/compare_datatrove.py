@@ -41,7 +41,10 @@ import yaml  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "compare"
 DT_VENV = REPO / "bench" / ".venv-datatrove"
-DT_PACKAGES = ["datatrove[processing,io]==0.10.1", "trafilatura==2.3.1", "lxml==6.1.3", "aiohttp==3.14.5"]
+# lxml_html_clean: jusText (under trafilatura) imports lxml.html.clean, a separate package since lxml 5.2;
+# pip does not always pull it in when trafilatura is re-pinned over datatrove's own choice.
+DT_PACKAGES = ["datatrove[processing,io]==0.10.1", "trafilatura==2.3.1", "lxml==6.1.3", "lxml_html_clean==0.4.6",
+               "aiohttp==3.14.5"]
 
 
 def ensure_datatrove_venv() -> Path:
@@ -52,8 +55,10 @@ def ensure_datatrove_venv() -> Path:
             subprocess.run(["python3", "-m", "venv", str(DT_VENV)], check=True)
         # trafilatura is pinned to Refinery's version (datatrove asks for <1.12; its call is compatible)
         subprocess.run([str(py), "-m", "pip", "install", "-q", DT_PACKAGES[0], "aiohttp==3.14.5"], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *DT_PACKAGES[1:3]], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *DT_PACKAGES[1:4]], check=True)
         marker.write_text("\n".join(DT_PACKAGES))
+    # datatrove's extractor sandbox restarts a worker that fails to import, forever: check first.
+    subprocess.run([str(py), "-c", "import datatrove, trafilatura; trafilatura.extract('<html><p>x</p></html>')"], check=True)
     return py
 
 
