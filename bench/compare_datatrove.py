@@ -19,6 +19,11 @@ workers, datatrove's worker processes and extractor sandboxes included), i.e. do
 per core; wall-clock documents/s is shown too.  Runs alternate (R, D, R, D, ...) and
 medians are reported; datatrove is first measured in each candidate (tasks, workers)
 configuration and the fastest is used.  The kept sets are compared by URL.
+
+The headline is the cold CLI run (`refinery run`: Ray's daemons, worker start-up and model
+loading included, ~12 CPU-s here).  `--warm` adds the figure the always-on service pays per
+batch: Ray and the models already up, CPU of the whole process tree during the batch only
+(bench/scaling.py's measurement).
 """
 
 from __future__ import annotations
@@ -115,6 +120,19 @@ def run_refinery(warc: Path, pipeline: Path, i: int) -> tuple[TreeUsage, set[str
     return usage, urls
 
 
+def run_refinery_warm(warc: Path, pipeline: Path) -> dict:
+    """Refinery as the service runs it: Ray and the models already up (bench/scaling.py's child:
+    local Ray on every CPU, one warm-up batch), CPU of the whole process tree during one batch."""
+    records_per_unit = yaml.safe_load(pipeline.read_text())["execution"]["records_per_unit"]
+    cmd = [sys.executable, str(REPO / "bench" / "scaling.py"), "--child", str(os.cpu_count() or 1),
+           "--pipeline", str(pipeline), "--records-per-unit", str(records_per_unit), "--input", str(warc)]
+    res = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, cwd=REPO)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        sys.exit(f"warm refinery run failed:\n{res.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
 def run_datatrove(py: Path, warc: Path, tasks: int, workers: int, i: int) -> tuple[TreeUsage, set[str]]:
     work = OUT / "datatrove-work"
     lid = _lid_path()
@@ -144,6 +162,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--copies", type=int, default=3, help="extra copies of each WARC file")
     ap.add_argument("--runs", type=int, default=3, help="alternating runs per system")
+    ap.add_argument("--warm", action="store_true",
+                    help="also measure Refinery warm (Ray and models up, as in the service): one more row")
     ap.add_argument("--out", default=str(OUT), help="work directory (inputs, stores, logs)")
     ap.add_argument("--dt-configs", default="1x1,5x2,20x2",
                     help="datatrove tasks x workers to try; the fastest (docs per CPU-s) is used")
@@ -173,6 +193,7 @@ def main() -> None:
 
     r_runs: list[TreeUsage] = []
     d_runs: list[TreeUsage] = []
+    warm_runs: list[dict] = []
     r_urls: set[str] = set()
     d_urls: set[str] = set()
     loads = [load0[0]]
@@ -180,6 +201,10 @@ def main() -> None:
         u, r_urls = run_refinery(warc, pipeline, i)
         r_runs.append(u)
         print(f"run {i}: refinery {pages / u.cpu_s:.2f} docs/CPU-s ({u.wall_s:.0f}s wall, {len(r_urls)} kept)", flush=True)
+        if args.warm:
+            w = run_refinery_warm(warc, pipeline)
+            warm_runs.append(w)
+            print(f"run {i}: refinery warm {w['docs'] / w['own_cpu_s']:.2f} docs/CPU-s ({w['wall_s']:.0f}s wall)", flush=True)
         u, d_urls = run_datatrove(py, warc, best_t, best_w, i + 1)
         d_runs.append(u)
         print(f"run {i}: datatrove {pages / u.cpu_s:.2f} docs/CPU-s ({u.wall_s:.0f}s wall, {len(d_urls)} kept)", flush=True)
@@ -199,9 +224,15 @@ def main() -> None:
         (f"datatrove ({best_t} tasks, {best_w} workers)", d_rate, med(d_runs, lambda u: pages / u.wall_s),
          med(d_runs, lambda u: u.cpu_s), med(d_runs, lambda u: u.peak_rss_mb), len(d_urls)),
     ]
+    warm_rate = statistics.median(w["docs"] / w["own_cpu_s"] for w in warm_runs) if warm_runs else None
+    if warm_rate is not None:
+        rows.insert(1, ("refinery, warm (as the service)", warm_rate,
+                        statistics.median(w["docs_per_s"] for w in warm_runs),
+                        statistics.median(w["own_cpu_s"] for w in warm_runs), "-", "-"))  # not measured there
     print()
     print(table(rows, ("system", "docs/s per core", "docs/s wall", "CPU s", "peak RSS MB", "kept")))
-    print(f"\nratio (refinery / datatrove, per core): {r_rate / d_rate:.2f}x")
+    print(f"\nratio (refinery / datatrove, per core): {r_rate / d_rate:.2f}x"
+          + (f"; warm: {warm_rate / d_rate:.2f}x" if warm_rate is not None else ""))
     print(f"kept overlap (Jaccard of URL sets): {overlap:.4f}; only refinery {len(r_urls - d_urls)}, "
           f"only datatrove {len(d_urls - r_urls)}; load average during runs: median {statistics.median(loads):.1f}")
     (OUT / "only_refinery.txt").write_text("\n".join(sorted(r_urls - d_urls)))
@@ -213,6 +244,8 @@ def main() -> None:
         "kept_overlap": round(overlap, 4),
         "pages": pages,
         "datatrove_config": {"tasks": best_t, "workers": best_w},
+        **({"refinery_warm_docs_per_s": round(warm_rate, 3), "warm_ratio": round(warm_rate / d_rate, 3)}
+           if warm_rate is not None else {}),
     }))
 
 
