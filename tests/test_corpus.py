@@ -173,3 +173,23 @@ def test_s3_missing_bucket_is_a_clear_error(moto_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     assert Corpus("s3://refinery/empty").latest() == 0
+
+
+def test_followers_wait_out_an_unreachable_store_then_give_up(tmp_path):
+    """patiently(): OSError is retried with backoff up to max_outage, then raised; other errors at once."""
+    corpus = Corpus(CorpusStore(tmp_path / "s").root)
+    calls: list[float] = []
+
+    def flaky():
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise OSError("connection refused")
+        return 7
+
+    assert corpus.patiently("listing", flaky, max_outage=30) == 7 and len(calls) == 3
+    start = time.monotonic()
+    with pytest.raises(OSError, match="still down"):
+        corpus.patiently("listing", lambda: (_ for _ in ()).throw(OSError("still down")), max_outage=0.8)
+    assert 0.8 <= time.monotonic() - start < 5
+    with pytest.raises(ValueError):
+        corpus.patiently("listing", lambda: int("x"), max_outage=30)  # not an outage: no retry

@@ -143,7 +143,8 @@ class CorpusDataset(IterableDataset):
     def _read_unit(self, unit: EpochUnit, columns: list[str]) -> dict[str, list]:
         epoch, commit, si, rg = unit
         shard = self._commit_units(commit)[si][0]
-        table = self.corpus.read_row_group(shard, rg, columns, self.filter)
+        read = lambda: self.corpus.read_row_group(shard, rg, columns, self.filter)  # noqa: E731
+        table = self.corpus.patiently(f"reading {shard.path}", read) if self.follow else read()
         if self.shuffle and table.num_rows:
             table = table.take(_rng(self.seed, epoch, commit, si, rg).permutation(table.num_rows))
         return table.to_pydict()
@@ -191,13 +192,13 @@ class CorpusDataset(IterableDataset):
             return
         pos, seen = 0, self.since
         while True:
-            latest = self.corpus.latest()
+            latest = self.corpus.patiently("listing commits", self.corpus.latest)
             if latest <= seen:
                 latest = self.corpus.wait_for_commit(seen, self.poll_interval, self.idle_timeout) or 0
                 if latest <= seen:
                     return
             for c in range(seen + 1, latest + 1):
-                for unit in self._commit_stream(c, g, total):
+                for unit in self.corpus.patiently(f"reading commit {c}", lambda: self._commit_stream(c, g, total)):
                     yield pos, unit
                     pos += 1
             seen = latest

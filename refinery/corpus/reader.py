@@ -10,6 +10,7 @@ waits until the gap is filled (see docs/corpus.md, object-store protocol).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from refinery.corpus.fs import display_uri, is_remote, open_filesystem
 from refinery.errors import StoreError
 from refinery.store.manifest import CommitRecord, manifest_name, parse_manifest_name
 
+log = logging.getLogger(__name__)
+# How long a following reader waits out an unreachable object store (restart, network blip)
+# before it gives up: a training job would rather stall a few minutes than die.
+MAX_OUTAGE_S = 300.0
 _PARQUET = pads.ParquetFileFormat()
 _FRAGMENT_CACHE = 64  # parsed footers kept per process
 
@@ -219,27 +224,34 @@ class Corpus:
         follow: bool = False,
         poll_interval: float = 5.0,
         idle_timeout: float | None = None,
+        max_outage: float = MAX_OUTAGE_S,
     ) -> Iterator[pa.RecordBatch]:
         """Record batches of commits `since`+1 .. `commit` (default: latest when called).
 
         `follow=True` keeps going after that snapshot: it polls the manifests every
         `poll_interval` seconds and reads each new commit as it appears, until
-        `idle_timeout` seconds pass without one (None: forever).
+        `idle_timeout` seconds pass without one (None: forever).  A follower also waits
+        out an unreachable store for up to `max_outage` seconds, resuming at the row
+        group it was reading (nothing repeated, nothing skipped).
         """
         if follow and commit is not None:
             raise ValueError("follow=True reads past any pinned commit: give since=, not commit=")
         upto = self._resolve(commit)
         self._check(columns, filter, upto)
         done = since
+
+        def call(what: str, fn):
+            return self.patiently(what, fn, max_outage) if follow else fn()
+
         while True:
-            for shard in self.shards(upto, since=done):
-                for i in range(self.num_row_groups(shard)):
-                    table = self.read_row_group(shard, i, columns, filter)
+            for shard in call("reading commit records", lambda: self.shards(upto, since=done)):
+                for i in range(call(f"reading {shard.path}", lambda: self.num_row_groups(shard))):
+                    table = call(f"reading {shard.path}", lambda: self.read_row_group(shard, i, columns, filter))
                     yield from table.to_batches(max_chunksize=batch_size)
             done = upto
             if not follow:
                 return
-            nxt = self.wait_for_commit(after=done, poll_interval=poll_interval, timeout=idle_timeout)
+            nxt = self.wait_for_commit(after=done, poll_interval=poll_interval, timeout=idle_timeout, max_outage=max_outage)
             if nxt is None:
                 return
             upto = nxt
@@ -249,11 +261,32 @@ class Corpus:
         if names and upto > 0 and self.shards(upto):
             check_columns(names, self.schema(upto), "iter_batches")
 
-    def wait_for_commit(self, after: int, poll_interval: float = 5.0, timeout: float | None = None) -> int | None:
-        """Poll until a commit newer than `after` is visible; its number, or None on timeout."""
+    def patiently(self, what: str, fn, max_outage: float = MAX_OUTAGE_S):
+        """`fn()`, retried with backoff while it raises OSError (the store unreachable), for up
+        to `max_outage` seconds; then the error propagates.  Used by the follow modes only:
+        a snapshot read fails at once, as a bad path or a damaged store should."""
+        first, delay = None, 0.5
+        while True:
+            try:
+                return fn()
+            except OSError as err:
+                now = time.monotonic()
+                first = now if first is None else first
+                if now - first >= max_outage:
+                    raise
+                log.warning("%s: %s failed (%s); retrying for up to %.0f s", self.uri, what, err,
+                            max_outage - (now - first))
+                time.sleep(min(delay, max(0.0, max_outage - (now - first))))
+                delay = min(delay * 2, 10.0)
+
+    def wait_for_commit(
+        self, after: int, poll_interval: float = 5.0, timeout: float | None = None, max_outage: float = MAX_OUTAGE_S
+    ) -> int | None:
+        """Poll until a commit newer than `after` is visible; its number, or None on timeout.
+        An unreachable store is waited out for up to `max_outage` seconds (see patiently())."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            latest = self.latest()
+            latest = self.patiently("listing commits", self.latest, max_outage)
             if latest > after:
                 return latest
             if deadline is not None and time.monotonic() >= deadline:
