@@ -18,12 +18,10 @@ lock on `<store>/state/publish.lock`, so two processes never interleave.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pyarrow.fs as pafs
 
@@ -31,7 +29,7 @@ from refinery.corpus.fs import open_filesystem
 from refinery.corpus.reader import Corpus
 from refinery.errors import StoreError
 from refinery.store import CorpusStore
-from refinery.store.corpus_store import _crash_point
+from refinery.store.corpus_store import _crash_point, file_lock
 from refinery.store.manifest import manifest_name
 
 _CHUNK = 8 << 20
@@ -51,16 +49,10 @@ def check_destination(uri: str, **storage_options: Any) -> None:
     open_filesystem(uri, **storage_options)
 
 
-@contextmanager
-def publish_lock(store: CorpusStore) -> Iterator[None]:
+def publish_lock(store: CorpusStore):
     """One publisher per store at a time (processes and threads alike: flock is per open file)."""
     store.state_dir.mkdir(exist_ok=True)
-    with open(store.state_dir / "publish.lock", "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(store.state_dir / "publish.lock")
 
 
 def _upload(src: Path, fs: pafs.FileSystem, dst: str) -> str:

@@ -48,6 +48,17 @@ def _crash_point(env: str) -> None:
         os._exit(int(os.environ[env]))
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive fcntl lock on `path` (created if missing): processes and threads alike."""
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process of this host is still running (staging and lock owners)."""
     try:
@@ -114,14 +125,9 @@ class CorpusStore:
         return out
 
     # -- writing ---------------------------------------------------------------
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        with open(self.root / ".lock", "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+    def lock(self):
+        """Serialises commits and gc() of this store."""
+        return file_lock(self.root / ".lock")
 
     def new_staging(self, batch_key: str) -> Path:
         """A private staging directory for one attempt at one batch."""
