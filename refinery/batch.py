@@ -26,7 +26,7 @@ from refinery.pipeline import PipelineRunner
 from refinery.readers import InputFile, discover
 from refinery.schema import REJECT_SCHEMA
 from refinery.store import CommitRecord, CorpusStore
-from refinery.store.shards import iter_parts, write_shards
+from refinery.store.shards import ShardWriter, iter_parts, write_shards
 
 ProgressFn = Callable[[executor.UnitResult], None]
 
@@ -95,7 +95,9 @@ def _with_dedup(counters: Counters, dedup: DedupPhase | None) -> Counters:
 
 
 def _write_outputs(config, runner, results, staging: Path, dedup: DedupPhase | None):
-    """Shards from the kept parts (minus dedup's copies) and rejects, in unit order."""
+    """Shards from the kept parts (minus dedup's copies) and rejects, in unit order, in one go:
+    after a late recheck under the commit lock changed the decisions (StreamingOutputs is the
+    usual path)."""
     out = staging / "out"
     kept = [r.kept_path for r in results]
     reject_parts = [r.rejects_path for r in results]
@@ -108,6 +110,75 @@ def _write_outputs(config, runner, results, staging: Path, dedup: DedupPhase | N
         reject_parts.append(str(dedup_rejects))
     rejects = write_shards(iter_parts(reject_parts), REJECT_SCHEMA, out, "rejects", config.shards, out)
     return shards, rejects
+
+
+class StreamingOutputs:
+    """Dedup decisions and shards made in unit order while later units still run.
+
+    Results arrive in any order; each unit is taken as soon as every unit before it
+    has been taken, so the driver's share of a batch (reading the signatures,
+    deciding copies, writing shards) overlaps the execution instead of following it.
+    The shards are the ones _write_outputs() would write from the same parts: the
+    same rows in the same order, the copies' rejects last."""
+
+    def __init__(self, config: PipelineConfig, runner: PipelineRunner, units, staging: Path, store: CorpusStore):
+        self.config, self.runner, self.store = config, runner, store
+        self.order = [u.index for u in units]
+        self.taken = 0
+        self.arrived: dict[int, executor.UnitResult] = {}
+        self.out = staging / "out"
+        self.dedup_rejects = staging / "parts" / "rejects-dedup.parquet"
+        self.dedup: DedupPhase | None = None
+        self.copies = None
+        self.shards: ShardWriter | None = None
+        self.rejects: ShardWriter | None = None
+
+    def _start(self) -> None:
+        """Open the writers and the dedup index at the first unit (the index loads while units run)."""
+        self.shards = ShardWriter(self.runner.schema, self.out, "shard", self.config.shards, self.out)
+        self.rejects = ShardWriter(REJECT_SCHEMA, self.out, "rejects", self.config.shards, self.out)
+        self.dedup = DedupPhase.for_config(self.config, self.store, writable=True)
+        if self.dedup is not None:
+            self.dedup.begin()
+            self.copies = self.dedup.copy_filter(self.runner, self.dedup_rejects)
+
+    def unit_done(self, result: executor.UnitResult) -> None:
+        self.arrived[result.index] = result
+        ready = []
+        while self.taken + len(ready) < len(self.order) and self.order[self.taken + len(ready)] in self.arrived:
+            ready.append(self.arrived.pop(self.order[self.taken + len(ready)]))
+        if ready:
+            self._take(ready)
+            self.taken += len(ready)
+
+    def _take(self, results: list[executor.UnitResult]) -> None:
+        """Decide the copies of every unit now ready at once (one index lookup), then write them."""
+        if self.shards is None:
+            self._start()
+        assert self.shards is not None and self.rejects is not None
+        if self.dedup is not None:
+            self.dedup.add_parts([r.kept_path for r in results])
+        for result in results:
+            kept = self.copies.part(result.kept_path) if self.copies is not None else iter_parts([result.kept_path])
+            for batch in kept:
+                self.shards.write(batch)
+            for batch in iter_parts([result.rejects_path]):
+                self.rejects.write(batch)
+
+    def close(self) -> tuple[list, list, DedupPhase | None]:
+        """(shard entries, reject entries, dedup phase) once every unit was taken."""
+        if self.taken != len(self.order):
+            missing = self.order[self.taken]
+            raise RuntimeError(f"work unit {missing} never reported; {len(self.order) - self.taken} units not written")
+        if self.shards is None:
+            self._start()
+        assert self.shards is not None and self.rejects is not None
+        if self.dedup is not None:
+            self.dedup.finish()
+            copies = self.copies.close()
+            for batch in iter_parts([copies]):
+                self.rejects.write(batch)
+        return self.shards.close(), self.rejects.close(), self.dedup
 
 
 def run_batch(
@@ -153,16 +224,19 @@ def _finish_batch(
 ) -> BatchOutcome:
     """Execute, deduplicate, write shards and commit (run_batch's body, inside its cleanup)."""
     dedup_spec = config.stage("dedup")
-    skips = executor.raw_duplicate_skips(units) if dedup_spec is not None and dedup_spec.options.exact else None
+    raw_copies = dedup_spec is not None and dedup_spec.options.exact
+    outputs = StreamingOutputs(config, runner, units, staging, store)
+
+    def unit_done(result: executor.UnitResult) -> None:
+        if on_unit_done:  # progress first: taking the unit may take a moment
+            on_unit_done(result)
+        outputs.unit_done(result)
+
     results = executor.execute(
-        config, units, staging, "run", str(store.root), on_unit_done, should_cancel, skips=skips
+        config, units, staging, "run", str(store.root), unit_done, should_cancel, raw_copies=raw_copies
     )
     counters = _merge(results)
-    dedup = DedupPhase.for_config(config, store, writable=True)
-    kept_parts = [r.kept_path for r in results]
-    if dedup is not None:
-        dedup.decide(kept_parts)
-    shards, rejects = _write_outputs(config, runner, results, staging, dedup)
+    shards, rejects, dedup = outputs.close()
     if dedup is None:
         shutil.rmtree(staging / "parts", ignore_errors=True)
     if should_cancel is not None and should_cancel():  # last check before the commit

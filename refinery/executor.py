@@ -16,9 +16,9 @@ import ray
 
 from refinery.config import PipelineConfig
 from refinery.counters import Counters
-from refinery.dedup.raw import plan_skips, unit_raw_keys
+from refinery.dedup.raw import RawCopies, unit_raw_keys
 from refinery.pipeline import PipelineRunner
-from refinery.readers import InputFile, WorkUnit, plan_units, read_unit
+from refinery.readers import InputFile, WorkUnit, plan_units, read_unit, scan_file
 from refinery.schema import REJECT_SCHEMA
 from refinery.store.shards import PartWriter
 
@@ -84,12 +84,41 @@ def process_unit(
 
 _remote_process_unit = ray.remote(max_retries=3, retry_exceptions=False)(process_unit)
 _remote_raw_keys = ray.remote(max_retries=3, retry_exceptions=False)(unit_raw_keys)
+_remote_scan = ray.remote(max_retries=3, retry_exceptions=False)(scan_file)
 
 
-def raw_duplicate_skips(units: list[WorkUnit]) -> dict[int, dict[str, str]]:
-    """Hash every unit's raw pages in Ray tasks; the driver picks the later copies (input order)."""
-    refs = [_remote_raw_keys.remote(u) for u in units]
-    return plan_skips([(u.index, keys) for u, keys in zip(units, ray.get(refs))])
+class RawCopyGate:
+    """Raw-byte copies (refinery/dedup/raw.py) found while the batch runs, not before it.
+
+    A unit's skips depend on the raw keys of every unit up to it, so unit k may start once
+    the hashing tasks of units 0..k have answered.  The hashing tasks are submitted ahead of
+    the processing tasks (Ray runs them first: they are queued first), so the cores go from
+    hashing straight to processing instead of waiting at a barrier for the whole batch."""
+
+    def __init__(self, units: list[WorkUnit], limit: int) -> None:
+        self.units = units
+        self.limit = limit  # hashing tasks in flight at most
+        self.pending: dict = {}  # ref -> position in units
+        self.answers: dict[int, list[tuple[str, int]]] = {}
+        self.submitted = 0
+        self.ready = 0  # units[:ready] have their skips
+        self.copies = RawCopies()
+
+    def submit(self) -> None:
+        while self.submitted < len(self.units) and len(self.pending) < self.limit:
+            self.pending[_remote_raw_keys.remote(self.units[self.submitted])] = self.submitted
+            self.submitted += 1
+
+    def answered(self, ref) -> None:
+        """Record a hashing task's answer and extend the prefix of units that may start."""
+        self.answers[self.pending.pop(ref)] = ray.get(ref)
+        while self.ready in self.answers:
+            self.copies.add(self.units[self.ready].index, self.answers.pop(self.ready))
+            self.ready += 1
+        self.submit()
+
+    def skips(self, unit: WorkUnit) -> dict[str, str] | None:
+        return self.copies.skips.get(unit.index)
 
 
 GCS_TASK_EVENTS = 10_000  # task events the local GCS keeps (see ensure_ray)
@@ -130,9 +159,13 @@ def cluster_cpus() -> int:
 
 
 def plan(config: PipelineConfig, files: list[InputFile]) -> list[WorkUnit]:
-    """Work units for the connected Ray cluster: small batches are cut finer (ExecutionConfig)."""
+    """Work units for the connected Ray cluster: small batches are cut finer (ExecutionConfig).
+
+    Files are scanned (records counted, offsets found) in Ray tasks, one per file, when
+    there are several: a batch of many WARC files is not scanned one by one in the driver."""
     e = config.execution
-    return plan_units(files, e.records_per_unit, e.min_units_per_cpu * cluster_cpus(), e.min_records_per_unit)
+    scans = ray.get([_remote_scan.remote(f) for f in files]) if len(files) > 1 else None
+    return plan_units(files, e.records_per_unit, e.min_units_per_cpu * cluster_cpus(), e.min_records_per_unit, scans)
 
 
 def _cancel_all(refs: list) -> None:
@@ -152,38 +185,48 @@ def execute(
     store_root: str | None = None,
     on_unit_done: Callable[[UnitResult], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
-    skips: dict[int, dict[str, str]] | None = None,
+    raw_copies: bool = False,
 ) -> list[UnitResult]:
     """Run all units on Ray with a bounded number in flight; results in unit order.
 
-    `should_cancel` is polled between results (at least every half second):
-    when it answers True BatchCancelled is raised.  On any exception (cancel,
-    a failed unit) the outstanding tasks are force-cancelled and waited for
-    first; the caller discards the staging directory.
+    `raw_copies`: drop raw-byte copies before any stage runs (RawCopyGate).
+    `on_unit_done` sees each result as it arrives (any order).  `should_cancel` is
+    polled between results (at least every half second): when it answers True
+    BatchCancelled is raised.  On any exception (cancel, a failed unit) the
+    outstanding tasks are force-cancelled and waited for first; the caller
+    discards the staging directory.
     """
     cpus = cluster_cpus()
     limit = max(2, cpus * config.execution.max_in_flight_per_cpu)
     config_ref = ray.put(config)
+    gate = RawCopyGate(units, max(64, 8 * limit)) if raw_copies else None
     pending: dict = {}
     results: dict[int, UnitResult] = {}
     queue = list(units)
+    if gate is not None:
+        gate.submit()
     try:
         while queue or pending:
-            while queue and len(pending) < limit:
+            # with the gate, a unit starts once the hashing tasks of all units up to it have answered
+            while queue and len(pending) < limit and (gate is None or len(units) - len(queue) < gate.ready):
                 unit = queue.pop(0)
-                skip = (skips or {}).get(unit.index)
+                skip = gate.skips(unit) if gate is not None else None
                 ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, store_root, skip)
                 pending[ref] = unit
             if should_cancel is not None and should_cancel():
                 raise BatchCancelled("batch cancelled")
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5 if should_cancel else None)
+            waiting = list(pending) + (list(gate.pending) if gate is not None else [])
+            done, _ = ray.wait(waiting, num_returns=1, timeout=0.5 if should_cancel else None)
             for ref in done:
+                if gate is not None and ref in gate.pending:
+                    gate.answered(ref)
+                    continue
                 pending.pop(ref)
                 result: UnitResult = ray.get(ref)
                 results[result.index] = result
                 if on_unit_done:
                     on_unit_done(result)
     except BaseException:
-        _cancel_all(list(pending))
+        _cancel_all(list(pending) + (list(gate.pending) if gate is not None else []))
         raise
     return [results[u.index] for u in units]

@@ -12,8 +12,8 @@ import pytest
 from refinery.config import parse_pipeline
 from refinery.dedup.compact import NO_MATCH, PartitionedIndex
 from refinery.dedup.lsh import band_hashes, candidate_probability
-from refinery.dedup.minhash import MinHasher, Shingling, normalise, shingle_hash32, shingles
-from refinery.dedup.phase import _first_kept
+from refinery.dedup.minhash import MinHasher, Shingling, fmix64, normalise, shingle_hash32, shingles
+from refinery.dedup.phase import _FirstKept
 from refinery.errors import ConfigError
 from refinery.stages.dedup import DedupOptions, Signer
 
@@ -65,8 +65,8 @@ def test_bad_options_are_config_errors():
         parse_pipeline({"name": "x", "stages": [{"dedup": {"threshold": 0.8}}]})
 
 
-@pytest.mark.parametrize("partitions", [1, 3])
-def test_compact_index_returns_earliest_match_like_brute_force(partitions):
+@pytest.mark.parametrize("partitions,n_queries", [(1, 50), (3, 50), (1, 1500)])  # small and large query paths
+def test_compact_index_returns_earliest_match_like_brute_force(partitions, n_queries):
     rng = np.random.default_rng(7)
     bands = 6
     index = PartitionedIndex(bands, partitions)
@@ -82,15 +82,16 @@ def test_compact_index_returns_earliest_match_like_brute_force(partitions):
         stored_k.append(k)
         stored_e.append(e)
     all_k, all_e = np.concatenate(stored_k), np.concatenate(stored_e)
-    q = rng.integers(0, 2**64, size=(50, bands), dtype=np.uint64)
-    qe = rng.integers(0, 2**64, size=50, dtype=np.uint64)
+    q = rng.integers(0, 2**64, size=(n_queries, bands), dtype=np.uint64)
+    qe = rng.integers(0, 2**64, size=n_queries, dtype=np.uint64)
     q[0] = all_k[3]
     q[1, 4] = all_k[1000, 4]
     q[2, 0] = all_k[700, 0] ^ np.uint64(1)  # differs in the lowest bits only: beyond the 48 stored
     q[3, 5] = all_k[10, 5] ^ np.uint64(1 << 20)  # differs in stored low bits: no match
     qe[4] = all_e[9]
+    q[-1] = all_k[1500]
     ex, near = index.query(q, qe)
-    for i in range(50):
+    for i in range(n_queries):
         hits = np.flatnonzero(((all_k >> np.uint64(16)) == (q[i] >> np.uint64(16))).any(axis=1))
         assert near[i] == (hits.min() if hits.size else NO_MATCH)
         ehits = np.flatnonzero(all_e == qe[i])
@@ -108,12 +109,45 @@ def test_compact_index_is_small():
 def test_first_copy_wins_and_only_kept_documents_count():
     # docs 0..4 in input order.  exact groups: 3 is an exact copy of 0.
     # band 0: 0,1 share;  band 1: 1,2 share (2 is near 1 only);  4 unique.
-    exact = np.array([0, 1, 2, 0, 3])
-    band0 = np.array([0, 0, 1, 2, 3])
-    band1 = np.array([0, 1, 1, 2, 3])
-    kept_by, kind = _first_kept([exact, band0, band1], True, True)
+    exact = np.array([0, 1, 2, 0, 3], np.uint64)
+    keys = fmix64(np.array([[0, 0], [0, 1], [1, 1], [2, 2], [3, 3]], np.uint64))  # band keys are hashes
+    kept_by, kind = _FirstKept(True, True, 2).feed(exact, keys)
     assert kept_by.tolist() == [-1, 0, -1, 0, -1]  # 2 survives: its only match (1) was dropped
-    assert kind.tolist() == [-1, 1, -1, 0, -1]
+    assert kind.tolist() == [-1, 1, -1, 0, -1]  # kept_by counts kept documents: 2 is kept ordinal 1
+
+
+def _walk_reference(exact, keys, use_exact, use_near):
+    """The rule spelled out, quadratic: a copy names the earliest kept document it shares a key with."""
+    kept, out = [], []
+    for i in range(len(exact)):
+        hit = next((k for k in kept if use_exact and exact[k] == exact[i]), None)
+        how = 0
+        if hit is None and use_near:
+            hit, how = next((k for k in kept if (keys[k] == keys[i]).any()), None), 1
+        out.append((-1, -1) if hit is None else (hit, how))
+        if hit is None:
+            kept.append(i)
+    return out
+
+
+@pytest.mark.parametrize("use_exact,use_near", [(True, True), (True, False), (False, True)])
+def test_first_copy_wins_whatever_the_part_boundaries(use_exact, use_near):
+    """Parts are decided as they finish: cutting the batch anywhere must decide the same."""
+    rng = np.random.default_rng(7)
+    n, bands = 300, 3
+    exact = rng.integers(0, 120, n).astype(np.uint64)
+    keys = fmix64(rng.integers(0, 200, (n, bands)).astype(np.uint64))  # band keys are hashes
+    expected = _walk_reference(exact, keys, use_exact, use_near)
+    for cuts in ([0, n], [0, 1, 2, 150, n], sorted({0, n, *rng.integers(1, n, 20).tolist()})):
+        first = _FirstKept(use_exact, use_near, bands)
+        got, kept_positions = [], []
+        for a, b in zip(cuts, cuts[1:]):
+            kept_by, kind = first.feed(exact[a:b], keys[a:b])
+            for i, (k, how) in enumerate(zip(kept_by.tolist(), kind.tolist())):
+                got.append((-1, -1) if k < 0 else (kept_positions[k], how))
+                if k < 0:
+                    kept_positions.append(a + i)
+        assert got == expected, cuts
 
 
 def test_rebuilt_signatures_equal_stage_signatures():

@@ -184,17 +184,17 @@ def test_concurrent_batches_do_not_both_keep_a_pair(world, monkeypatch):
     x = _write(world["root"] / "x.jsonl", [a, b])
     y = _write(world["root"] / "y.jsonl", [c, _edit(rng, b)])
     store = CorpusStore(world["root"] / "concurrent")
-    real_decide = phase_mod.DedupPhase.decide
+    real_finish = phase_mod.DedupPhase.finish
     calls = []
 
-    def decide_then_let_y_commit(self, parts, only_keep_verdict=False):
-        result = real_decide(self, parts, only_keep_verdict)
+    def decide_then_let_y_commit(self):
+        result = real_finish(self)
         if not calls:
             calls.append(1)
             run_batch(cfg, [y], store)  # commits as 1 while X holds its decisions
         return result
 
-    monkeypatch.setattr(phase_mod.DedupPhase, "decide", decide_then_let_y_commit)
+    monkeypatch.setattr(phase_mod.DedupPhase, "finish", decide_then_let_y_commit)
     out_x = run_batch(cfg, [x], store)
     assert out_x.record.commit == 2
     assert _committed(store, 1) == _doc_ids(y)
@@ -224,3 +224,50 @@ def test_index_partitions_on_ray_actors_answer_like_the_local_index(world):
         assert np.array_equal(a, b)
     assert np.array_equal(local.query(keys, exact)[1], np.arange(len(exact)))  # each finds itself
     assert remote.mem.nbytes == local.mem.nbytes
+
+
+def test_streamed_outputs_equal_one_pass_outputs_whatever_the_arrival_order(world, tmp_path):
+    """Units are taken in unit order as they finish: any arrival order gives the shards a single
+    pass over all parts after the execution writes (same bytes), copies decided the same."""
+    from refinery.batch import StreamingOutputs, _write_outputs
+    from refinery.executor import process_unit
+    from refinery.pipeline import PipelineRunner
+    from refinery.readers import discover, plan_units
+
+    cfg = world["config"]
+    files = discover([world["inputs"][1], world["inputs"][2], world["inputs"][5]])
+    units = plan_units(files, 2)  # 12 units of <= 2 documents: copies span units
+    staging = tmp_path / "staging"
+    results = [process_unit(cfg, u, str(staging), "run", None) for u in units]
+    runner = PipelineRunner(cfg, "run")
+
+    reference = phase_mod.DedupPhase.for_config(cfg, CorpusStore(tmp_path / "ref"), writable=True)
+    reference.decide([r.kept_path for r in results])
+    ref_shards, ref_rejects = _write_outputs(cfg, runner, results, tmp_path / "one-pass", reference)
+    assert reference.drop_counts() == {"exact": 1, "near": 3}  # b2[1], b2[3] of b1; b2[5] of b2[4]; b5[1] of b1[0]
+
+    for order in (list(range(len(results))), list(reversed(range(len(results)))), [3, 0, 7, 1, 11, 2, 5, 4, 10, 6, 9, 8]):
+        streaming = StreamingOutputs(cfg, runner, units, tmp_path / f"s{order[0]}", CorpusStore(tmp_path / f"st{order[0]}"))
+        for i in order:
+            streaming.unit_done(results[i])
+        shards, rejects, dedup = streaming.close()
+        assert [(e.rows, e.sha256) for e in shards] == [(e.rows, e.sha256) for e in ref_shards]
+        assert [(e.rows, e.sha256) for e in rejects] == [(e.rows, e.sha256) for e in ref_rejects]
+        assert dedup.decisions.drops == reference.decisions.drops
+        assert dedup.segment().equals(reference.segment())
+
+
+def test_streamed_outputs_refuse_a_missing_unit(world, tmp_path):
+    from refinery.batch import StreamingOutputs
+    from refinery.executor import process_unit
+    from refinery.pipeline import PipelineRunner
+    from refinery.readers import discover, plan_units
+
+    cfg = world["config"]
+    units = plan_units(discover([world["inputs"][3]]), 3)
+    results = [process_unit(cfg, u, str(tmp_path / "staging"), "run", None) for u in units]
+    streaming = StreamingOutputs(cfg, PipelineRunner(cfg, "run"), units, tmp_path / "s", CorpusStore(tmp_path / "st"))
+    for r in results[1:]:
+        streaming.unit_done(r)
+    with pytest.raises(RuntimeError, match="work unit 0 never reported"):
+        streaming.close()

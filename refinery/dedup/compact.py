@@ -46,10 +46,19 @@ class Run:
         return sum(a.nbytes for a in arrays if a is not None)
 
 
+KEY_BITS_MASK = np.uint64(~0xFFFF & 0xFFFFFFFFFFFFFFFF)
+
+
+def comparable(keys: np.ndarray) -> np.ndarray:
+    """Band keys reduced to the 48 bits this index compares: equal here <=> a match in query()."""
+    return keys & KEY_BITS_MASK
+
+
 def _split(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (keys >> np.uint64(32)).astype(np.uint32), ((keys >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.uint16)
 
 
+SMALL_QUERY = 512  # queries up to this many documents skip the directory (see _band_lookup)
 DIRECTORY_BUCKET = 32  # entries per directory bucket, on average: ~0.125 bytes/entry, ~6 search steps
 
 
@@ -133,16 +142,21 @@ def _band_lookup(sorted_hi, los, ords, directory, bits, q_hi, q_lo, best) -> Non
     m = len(sorted_hi)
     if m == 0:
         return
-    bucket = (q_hi >> np.uint32(32 - bits)).astype(np.int64) if bits else np.zeros(len(q_hi), np.int64)
-    lo = directory[bucket].astype(np.int64)
-    hi = directory[bucket + 1].astype(np.int64)
-    active = np.flatnonzero(lo < hi)
-    while active.size:
-        mid = (lo[active] + hi[active]) >> 1
-        go = sorted_hi[mid] < q_hi[active]
-        lo[active] = np.where(go, mid + 1, lo[active])
-        hi[active] = np.where(go, hi[active], mid)
-        active = active[lo[active] < hi[active]]
+    if len(q_hi) <= SMALL_QUERY:
+        # a few documents (the batch's own walk feeds a unit at a time): one plain binary
+        # search each costs less than the vectorised search's fixed ~20 numpy calls
+        lo = np.searchsorted(sorted_hi, q_hi, "left").astype(np.int64)
+    else:
+        bucket = (q_hi >> np.uint32(32 - bits)).astype(np.int64) if bits else np.zeros(len(q_hi), np.int64)
+        lo = directory[bucket].astype(np.int64)
+        hi = directory[bucket + 1].astype(np.int64)
+        active = np.flatnonzero(lo < hi)
+        while active.size:
+            mid = (lo[active] + hi[active]) >> 1
+            go = sorted_hi[mid] < q_hi[active]
+            lo[active] = np.where(go, mid + 1, lo[active])
+            hi[active] = np.where(go, hi[active], mid)
+            active = active[lo[active] < hi[active]]
     idx = np.flatnonzero(lo < m)
     idx = idx[sorted_hi[lo[idx]] == q_hi[idx]]
     k = 0

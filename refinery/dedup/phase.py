@@ -1,8 +1,9 @@
 """The driver-side dedup phase: decide, in input order, which documents are copies.
 
 Workers have added `content_hash` and `minhash` to every surviving document
-(stage `dedup`).  Here, after all work units finished, the driver reads just
-those columns from the part files in unit order (then row order) and:
+(stage `dedup`).  Here the driver reads just those columns from the part files
+in unit order (then row order), each part as soon as every unit before it has
+finished, and:
 
 1. queries the committed index: a match means the earlier commit's copy wins;
 2. among the rest, walks the batch in order: a document sharing its content
@@ -28,7 +29,7 @@ import pyarrow.parquet as pq
 
 from refinery.config import PipelineConfig
 from refinery.store.shards import iter_parts
-from refinery.dedup.compact import NO_MATCH
+from refinery.dedup.compact import NO_MATCH, CompactIndex, comparable
 from refinery.dedup.index import DedupIndex, open_index, segment_table
 from refinery.dedup.lsh import band_hashes
 from refinery.stages.dedup import DUP_OF_FIELD, DedupOptions, signatures_from_column
@@ -55,45 +56,83 @@ class Decisions:
     keys: np.ndarray | None = None
 
 
-def _first_kept(groups: list[np.ndarray], use_exact: bool, use_near: bool):
-    """Sequential first-copy-wins over docs in order; groups[0] = exact groups, [1:] = band groups.
+class _FirstKept:
+    """First-copy-wins over documents fed in input order, one part at a time.
 
-    Returns per doc: (-1, -1) when kept, else (index of the kept copy, 0 exact / 1 near).
-    Only documents in a group with another member can be copies, so only those are walked.
+    A document is a copy when it shares its content hash (exact) or a band key
+    (near) with an earlier *kept* document; it then names the earliest such
+    document, and exact takes precedence over near.  Only kept documents count as
+    earlier copies, so a copy of a copy names the original.  Band keys are compared
+    on the 48 bits the committed index compares (compact.comparable), so a pair is
+    matched by the same rule whether its documents share a batch or not.
+
+    The kept documents of earlier parts sit in a CompactIndex (~190 bytes each,
+    vectorised lookups); within a part, only documents that share a key with
+    another document of the part, or that hit an earlier part, are walked one by
+    one.  A decision depends only on the documents before it, so feeding the batch
+    a part at a time decides exactly what one pass over all of it would.
     """
-    n = len(groups[0])
-    kept_by = np.full(n, -1, np.int64)
-    kind = np.full(n, -1, np.int8)
-    active = [g for g, on in zip(groups, [use_exact] + [use_near] * (len(groups) - 1)) if on]
-    if not active or n == 0:
-        return kept_by, kind
-    shared = np.zeros(n, bool)
-    counts = []
-    for g in active:
-        c = np.bincount(g)
-        counts.append(c)
-        shared |= c[g] > 1
-    first = [dict() for _ in active]  # group -> first kept doc (only for shared groups)
-    glists = [g.tolist() for g in active]
-    exact_slot = 0 if use_exact else None
-    for i in np.flatnonzero(shared).tolist():
-        best, how = -1, -1
-        if exact_slot is not None:
-            f = first[0].get(glists[0][i], -1)
-            if f >= 0:
-                best, how = f, 0
-        if best < 0:
-            start = 1 if exact_slot is not None else 0
-            for s in range(start, len(active)):
-                f = first[s].get(glists[s][i], -1)
+
+    def __init__(self, use_exact: bool, use_near: bool, bands: int) -> None:
+        self.use_exact, self.use_near = use_exact, use_near
+        self.earlier = CompactIndex(bands, exact=use_exact)
+        self.kept = 0  # kept documents so far; `earlier` numbers them 0..kept-1
+
+    def feed(self, exact: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per document: (-1, -1) when kept, else (kept ordinal of its copy, 0 exact / 1 near)."""
+        n = len(exact)
+        kept_by = np.full(n, -1, np.int64)
+        kind = np.full(n, -1, np.int8)
+        ue, un = self.use_exact, self.use_near
+        if n == 0 or not (ue or un):
+            self.kept += n
+            return kept_by, kind
+        keys = comparable(keys)
+        prev_ex = prev_near = np.full(n, NO_MATCH, np.int64)
+        if self.earlier.size:
+            prev_ex, prev_near = self.earlier.query(keys, exact if ue else None)
+        if ue:
+            hit = prev_ex != NO_MATCH
+            kept_by[hit], kind[hit] = prev_ex[hit], 0
+        # an earlier part's near copy: final unless the part itself holds an exact copy (precedence)
+        near_before = np.where(un & (prev_near != NO_MATCH) & (kept_by < 0), prev_near, -1)
+        cand = np.flatnonzero(kept_by < 0)
+        cols = ([exact[cand]] if ue else []) + ([keys[cand, j] for j in range(keys.shape[1])] if un else [])
+        groups = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in cols]
+        walk = near_before[cand] >= 0
+        for g in groups:
+            walk |= np.bincount(g)[g] > 1
+        local_by = np.full(n, -1, np.int64)  # position (in this part) of a copy's kept original
+        first = [dict() for _ in groups]  # group -> position of its first kept document
+        glists = [g[walk].tolist() for g in groups]
+        band_from = 1 if ue else 0
+        for w, i in enumerate(cand[walk].tolist()):
+            if ue:
+                f = first[0].get(glists[0][w], -1)
+                if f >= 0:
+                    local_by[i], kind[i] = f, 0
+                    continue
+            if near_before[i] >= 0:
+                kept_by[i], kind[i] = near_before[i], 1
+                continue
+            best = -1
+            for s in range(band_from, len(groups)):
+                f = first[s].get(glists[s][w], -1)
                 if f >= 0 and (best < 0 or f < best):
-                    best, how = f, 1
-        if best >= 0:
-            kept_by[i], kind[i] = best, how
-            continue
-        for s in range(len(active)):
-            first[s].setdefault(glists[s][i], i)
-    return kept_by, kind
+                    best = f
+            if best >= 0:
+                local_by[i], kind[i] = best, 1
+                continue
+            for s in range(len(groups)):
+                first[s].setdefault(glists[s][w], i)
+        kept = (kept_by < 0) & (local_by < 0)
+        ordinal = self.kept + np.cumsum(kept) - 1  # kept ordinal of each kept position
+        local = local_by >= 0
+        kept_by[local] = ordinal[local_by[local]]
+        if kept.any():
+            self.earlier.insert(keys[kept], exact[kept] if ue else None, self.kept)
+        self.kept += int(kept.sum())
+        return kept_by, kind
 
 
 class DedupPhase:
@@ -112,54 +151,73 @@ class DedupPhase:
     # -- deciding -----------------------------------------------------------------
     def decide(self, parts: list[str | None], only_keep_verdict: bool = False) -> Decisions:
         """Read signatures from the part files (unit order) and decide every drop."""
-        o = self.options
-        positions, doc_ids, exacts, sigs = [], [], [], []
-        total = 0
-        cols = ["doc_id", "content_hash", "minhash"] + (["verdict"] if only_keep_verdict else [])
-        for p in parts:
-            if p is None:
-                continue
-            for batch in pq.ParquetFile(p).iter_batches(batch_size=8192, columns=cols):
-                pos = np.arange(total, total + batch.num_rows)
-                total += batch.num_rows
-                if only_keep_verdict:
-                    mask = pc.equal(batch.column("verdict"), "keep").to_numpy(zero_copy_only=False)
-                    batch = batch.filter(pa.array(mask))
-                    pos = pos[mask]
-                if batch.num_rows == 0:
-                    continue
-                positions.append(pos)
-                doc_ids.extend(batch.column("doc_id").to_pylist())
-                exacts.append(batch.column("content_hash").to_numpy().astype(np.uint64))
-                sigs.append(band_hashes(signatures_from_column(batch.column("minhash"), o.num_perm), o.bands, o.rows))
-        d = Decisions(total=total)
-        if not positions:
-            d.keys = np.zeros((0, o.bands), np.uint64)
-            self.decisions = d
-            return d
-        pos = np.concatenate(positions)
-        exact = np.concatenate(exacts)
-        keys = np.concatenate(sigs)
+        self.begin(only_keep_verdict)
+        self.add_parts(parts)
+        return self.finish()
 
+    def begin(self, only_keep_verdict: bool = False) -> None:
+        """Start deciding a batch: parts follow with add_parts() in unit order, then finish().
+
+        The batch's run mode feeds parts while later units still execute, so the
+        decision and shard writing overlap the execution instead of following it."""
+        o = self.options
+        self._only_keep = only_keep_verdict
+        self._first = _FirstKept(o.exact, o.near, o.bands)
+        self._kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # positions, exact, keys per batch
+        self.decisions = Decisions()
+        if self.index is not None:
+            self.seen_upto, self.seen_size = self.index.refresh_sized()
+
+    def add_parts(self, paths: list[str | None]) -> None:
+        """Decide the documents of the next part files, in order (None: a unit that kept nothing).
+
+        One lookup for all of them: the index answers a few thousand documents in about
+        the time it answers one, so the caller passes every part that is ready."""
+        o, d = self.options, self.decisions
+        cols = ["doc_id", "content_hash", "minhash"] + (["verdict"] if self._only_keep else [])
+        positions, doc_ids, exacts, keys = [], [], [], []
+        for batch in iter_parts(paths, columns=cols, batch_size=8192):
+            pos = np.arange(d.total, d.total + batch.num_rows)
+            d.total += batch.num_rows
+            if self._only_keep:
+                mask = pc.equal(batch.column("verdict"), "keep").to_numpy(zero_copy_only=False)
+                batch = batch.filter(pa.array(mask))
+                pos = pos[mask]
+            if batch.num_rows == 0:
+                continue
+            positions.append(pos)
+            doc_ids.extend(batch.column("doc_id").to_pylist())
+            exacts.append(batch.column("content_hash").to_numpy().astype(np.uint64))
+            keys.append(band_hashes(signatures_from_column(batch.column("minhash"), o.num_perm), o.bands, o.rows))
+        if positions:
+            self._decide(np.concatenate(positions), doc_ids, np.concatenate(exacts), np.concatenate(keys))
+
+    def _decide(self, pos: np.ndarray, doc_ids: list[str], exact: np.ndarray, keys: np.ndarray) -> None:
+        d = self.decisions
         # 1. against everything committed
         committed = np.zeros(len(pos), bool)
         if self.index is not None:
-            self.seen_upto, self.seen_size = self.index.refresh_sized()
             committed = self._drop_committed(pos, doc_ids, exact, keys, d, min_ordinal=0)
-
-        # 2. within the batch, in order, among documents not already copies of committed ones
+        # 2. against the batch so far, in order, among documents not already copies of committed ones
         rest = np.flatnonzero(~committed)
-        groups = [np.unique(exact[rest], return_inverse=True)[1]]
-        groups += [np.unique(keys[rest, j], return_inverse=True)[1] for j in range(o.bands)]
-        kept_by, kind = _first_kept(groups, o.exact, o.near)
-        for i in np.flatnonzero(kept_by >= 0).tolist():
-            src = int(rest[kept_by[i]])
-            me = int(rest[i])
-            d.drops[int(pos[me])] = Drop("exact" if kind[i] == 0 else "near", doc_ids[src], "this batch")
+        kept_by, kind = self._first.feed(exact[rest], keys[rest])
         keep = rest[kept_by < 0]
-        d.positions, d.exact, d.keys = pos[keep], exact[keep], keys[keep]
-        d.doc_ids = [doc_ids[i] for i in keep.tolist()]
-        self.decisions = d
+        d.doc_ids.extend(doc_ids[i] for i in keep.tolist())  # kept ordinals index d.doc_ids
+        for i in np.flatnonzero(kept_by >= 0).tolist():
+            reason = "exact" if kind[i] == 0 else "near"
+            d.drops[int(pos[rest[i]])] = Drop(reason, d.doc_ids[int(kept_by[i])], "this batch")
+        self._kept.append((pos[keep], exact[keep], keys[keep]))
+
+    def finish(self) -> Decisions:
+        """The batch's decisions, with the kept candidates its index segment will hold."""
+        d = self.decisions
+        if self._kept:
+            d.positions = np.concatenate([k[0] for k in self._kept])
+            d.exact = np.concatenate([k[1] for k in self._kept])
+            d.keys = np.concatenate([k[2] for k in self._kept])
+        else:
+            d.keys = np.zeros((0, self.options.bands), np.uint64)
+        self._kept = []
         return d
 
     def _drop_committed(self, pos, doc_ids, exact, keys, d: Decisions, min_ordinal: int) -> np.ndarray:
@@ -206,31 +264,14 @@ class DedupPhase:
 
     def filter_parts(self, parts: list[str | None], runner, rejects_path: Path) -> Iterator[pa.RecordBatch]:
         """Kept rows of the parts (unit order) minus copies; copies go to a reject part file."""
-        from refinery.schema import REJECT_SCHEMA
-        from refinery.store.shards import PartWriter
+        copies = self.copy_filter(runner, rejects_path)
+        for p in parts:
+            yield from copies.part(p)
+        copies.close()
 
-        drops = self.decisions.drops
-        writer = PartWriter(rejects_path, REJECT_SCHEMA)
-        offset = 0
-        for batch in iter_parts(parts):
-            n = batch.num_rows
-            hit = [i for i in range(n) if offset + i in drops] if drops else []
-            if hit:
-                mask = [False] * n
-                reasons: list = [None] * n
-                details: list = [None] * n
-                dup_of: list = [None] * n
-                for i in hit:
-                    drop = drops[offset + i]
-                    mask[i], reasons[i], details[i], dup_of[i] = True, drop.reason, drop.detail, drop.dup_of
-                rows = runner._rejects(batch, mask, STAGE, reasons, details, dup_of)
-                if rows:
-                    writer.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
-                batch = batch.filter(pc.invert(pa.array(mask, pa.bool_())))
-            offset += n
-            if batch.num_rows:
-                yield batch
-        writer.close()
+    def copy_filter(self, runner, rejects_path: Path) -> "CopyFilter":
+        """A filter fed the parts in unit order, each once its documents are decided."""
+        return CopyFilter(self.decisions, runner, rejects_path)
 
     def annotate_parts(self, parts: list[str | None]) -> Iterator[pa.RecordBatch]:
         """Every row of the parts with `dup_of` filled and the verdict of copies set to dedup:<reason>."""
@@ -251,3 +292,44 @@ class DedupPhase:
             batch = batch.set_column(vidx, batch.schema.field(vidx), pa.array(verdict, pa.string()))
             yield batch
 
+
+
+class CopyFilter:
+    """Removes the copies from parts fed in unit order; copies become reject rows."""
+
+    def __init__(self, decisions: Decisions, runner, rejects_path: Path) -> None:
+        from refinery.schema import REJECT_SCHEMA
+        from refinery.store.shards import PartWriter
+
+        self.decisions = decisions
+        self.runner = runner
+        self.writer = PartWriter(rejects_path, REJECT_SCHEMA)
+        self.offset = 0  # position of the next row fed, over all parts
+
+    def part(self, path: str | None) -> Iterator[pa.RecordBatch]:
+        """The part's rows that are not copies (its documents must be decided already)."""
+        from refinery.schema import REJECT_SCHEMA
+
+        drops = self.decisions.drops
+        for batch in iter_parts([path]):
+            n, offset = batch.num_rows, self.offset
+            self.offset += n
+            hit = [i for i in range(n) if offset + i in drops] if drops else []
+            if hit:
+                mask = [False] * n
+                reasons: list = [None] * n
+                details: list = [None] * n
+                dup_of: list = [None] * n
+                for i in hit:
+                    drop = drops[offset + i]
+                    mask[i], reasons[i], details[i], dup_of[i] = True, drop.reason, drop.detail, drop.dup_of
+                rows = self.runner._rejects(batch, mask, STAGE, reasons, details, dup_of)
+                if rows:
+                    self.writer.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
+                batch = batch.filter(pc.invert(pa.array(mask, pa.bool_())))
+            if batch.num_rows:
+                yield batch
+
+    def close(self) -> str | None:
+        """The reject part of the copies (None when there were none)."""
+        return self.writer.close()

@@ -10,8 +10,9 @@ and trafilatura never runs on it: the kept set is unchanged.
 
 Only in run mode and only when the pipeline has a dedup stage with
 `exact: true` (batch.py decides).  Hashing is one extra read of the input
-(fastwarc: hundreds of MB/s) in Ray tasks, one per work unit; the driver
-holds 16 bytes per page with HTML.
+(fastwarc: hundreds of MB/s) in Ray tasks, one per work unit, run just ahead of
+the units' processing (executor.RawCopyGate); the driver holds 16 bytes per page
+with HTML.
 """
 
 from __future__ import annotations
@@ -44,13 +45,24 @@ def unit_raw_keys(unit: WorkUnit) -> list[tuple[str, int]]:
     return out
 
 
+class RawCopies:
+    """Fed units' raw keys in input order; `skips` maps each unit index to
+    {doc_id of a later copy: doc_id of the first copy}."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, str] = {}
+        self.skips: dict[int, dict[str, str]] = {}
+
+    def add(self, index: int, keys: list[tuple[str, int]]) -> None:
+        for did, key in keys:
+            seen = self._first.setdefault(key, did)
+            if seen != did:
+                self.skips.setdefault(index, {})[did] = seen
+
+
 def plan_skips(per_unit: list[tuple[int, list[tuple[str, int]]]]) -> dict[int, dict[str, str]]:
     """Unit index -> {doc_id of a later copy: doc_id of the first copy}; `per_unit` in input order."""
-    first: dict[int, str] = {}
-    skips: dict[int, dict[str, str]] = {}
+    copies = RawCopies()
     for index, keys in per_unit:
-        for did, key in keys:
-            seen = first.setdefault(key, did)
-            if seen != did:
-                skips.setdefault(index, {})[did] = seen
-    return skips
+        copies.add(index, keys)
+    return copies.skips

@@ -113,8 +113,8 @@ def unit_size(total_records: int, records_per_unit: int, min_units: int = 1, min
     return max(1, min(records_per_unit, max(min_records_per_unit, wanted)))
 
 
-def _scan(f: InputFile) -> tuple[int, list[int] | None]:
-    """(records, per-record byte offsets or None) of one input file."""
+def scan_file(f: InputFile) -> tuple[int, list[int] | None]:
+    """(records, per-record byte offsets or None) of one input file: what plan_units() needs."""
     reader = _READERS[f.format]
     if hasattr(reader, "scan"):
         return reader.scan(f.path)
@@ -122,10 +122,18 @@ def _scan(f: InputFile) -> tuple[int, list[int] | None]:
 
 
 def plan_units(
-    files: list[InputFile], records_per_unit: int, min_units: int = 1, min_records_per_unit: int = 1
+    files: list[InputFile],
+    records_per_unit: int,
+    min_units: int = 1,
+    min_records_per_unit: int = 1,
+    scans: list[tuple[int, list[int] | None]] | None = None,
 ) -> list[WorkUnit]:
-    """Cut the files into work units (record ranges) in input order; see unit_size()."""
-    scans = [_scan(f) for f in files]
+    """Cut the files into work units (record ranges) in input order; see unit_size().
+
+    `scans`: scan_file() of each file when the caller already has them (the executor
+    scans in Ray tasks)."""
+    if scans is None:
+        scans = [scan_file(f) for f in files]
     size = unit_size(sum(total for total, _ in scans), records_per_unit, min_units, min_records_per_unit)
     units: list[WorkUnit] = []
     for f, (total, offsets) in zip(files, scans):

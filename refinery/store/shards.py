@@ -45,11 +45,13 @@ class PartWriter:
         return str(self.path)
 
 
-def iter_parts(paths: Iterable[str | None]) -> Iterator[pa.RecordBatch]:
+def iter_parts(
+    paths: Iterable[str | None], columns: list[str] | None = None, batch_size: int = 4096
+) -> Iterator[pa.RecordBatch]:
     for p in paths:
         if p is None:
             continue
-        yield from pq.ParquetFile(p).iter_batches(batch_size=4096)
+        yield from pq.ParquetFile(p).iter_batches(batch_size=batch_size, columns=columns)
 
 
 def sha256_file(path: Path) -> str:
@@ -60,51 +62,70 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+class ShardWriter:
+    """Re-chunks the batches pushed into it into shards of about `cfg.target_bytes` (uncompressed
+    Arrow size), with row groups of `cfg.row_group_rows`.
+
+    Push-style so that a batch's shards can be written while later work units still run;
+    the boundaries depend only on the rows pushed, in order."""
+
+    def __init__(self, schema: pa.Schema, out_dir: Path, prefix: str, cfg: ShardConfig, rel_to: Path) -> None:
+        self.schema, self.out_dir, self.prefix, self.cfg, self.rel_to = schema, out_dir, prefix, cfg, rel_to
+        self.entries: list[FileEntry] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._path: Path | None = None
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = self._shard_bytes = self._shard_rows = 0
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        cfg = self.cfg
+        offset = 0
+        while offset < batch.num_rows:
+            if self._writer is None:
+                self._path = self.out_dir / f"{self.prefix}-{len(self.entries):05d}.parquet"
+                self._writer = pq.ParquetWriter(
+                    self._path, self.schema, compression=cfg.compression, compression_level=cfg.compression_level
+                )
+            take = min(batch.num_rows - offset, cfg.row_group_rows - self._pending_rows)
+            piece = batch.slice(offset, take)
+            offset += take
+            self._pending.append(piece)
+            self._pending_rows += take
+            self._shard_rows += take
+            self._shard_bytes += piece.nbytes
+            if self._pending_rows >= cfg.row_group_rows:
+                self._flush_group()
+            if self._shard_bytes >= cfg.target_bytes:
+                self._close_shard()
+
+    def close(self) -> list[FileEntry]:
+        """Finish the last shard; the entries of every shard written, in order."""
+        self._close_shard()
+        return self.entries
+
+    def _flush_group(self) -> None:
+        if self._pending and self._writer is not None:
+            table = pa.Table.from_batches(self._pending, schema=self.schema)
+            self._writer.write_table(table, row_group_size=self.cfg.row_group_rows)
+        self._pending, self._pending_rows = [], 0
+
+    def _close_shard(self) -> None:
+        self._flush_group()
+        if self._writer is not None and self._path is not None:
+            self._writer.close()
+            path = self._path
+            self.entries.append(
+                FileEntry(str(path.relative_to(self.rel_to)), self._shard_rows, path.stat().st_size, sha256_file(path))
+            )
+        self._writer, self._shard_bytes, self._shard_rows = None, 0, 0
+
+
 def write_shards(
     batches: Iterable[pa.RecordBatch], schema: pa.Schema, out_dir: Path, prefix: str, cfg: ShardConfig, rel_to: Path
 ) -> list[FileEntry]:
-    """Re-chunk `batches` into shards of about `cfg.target_bytes` (uncompressed Arrow size)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    entries: list[FileEntry] = []
-    writer: pq.ParquetWriter | None = None
-    path: Path | None = None
-    pending: list[pa.RecordBatch] = []
-    pending_rows = shard_bytes = shard_rows = 0
-
-    def flush_group() -> None:
-        nonlocal pending, pending_rows
-        if pending and writer is not None:
-            writer.write_table(pa.Table.from_batches(pending, schema=schema), row_group_size=cfg.row_group_rows)
-        pending, pending_rows = [], 0
-
-    def close_shard() -> None:
-        nonlocal writer, shard_bytes, shard_rows
-        flush_group()
-        if writer is not None and path is not None:
-            writer.close()
-            entries.append(
-                FileEntry(str(path.relative_to(rel_to)), shard_rows, path.stat().st_size, sha256_file(path))
-            )
-        writer, shard_bytes, shard_rows = None, 0, 0
-
+    """All of `batches` as shards (see ShardWriter)."""
+    writer = ShardWriter(schema, out_dir, prefix, cfg, rel_to)
     for batch in batches:
-        offset = 0
-        while offset < batch.num_rows:
-            if writer is None:
-                path = out_dir / f"{prefix}-{len(entries):05d}.parquet"
-                writer = pq.ParquetWriter(
-                    path, schema, compression=cfg.compression, compression_level=cfg.compression_level
-                )
-            take = min(batch.num_rows - offset, cfg.row_group_rows - pending_rows)
-            piece = batch.slice(offset, take)
-            offset += take
-            pending.append(piece)
-            pending_rows += take
-            shard_rows += take
-            shard_bytes += piece.nbytes
-            if pending_rows >= cfg.row_group_rows:
-                flush_group()
-            if shard_bytes >= cfg.target_bytes:
-                close_shard()
-    close_shard()
-    return entries
+        writer.write(batch)
+    return writer.close()
