@@ -54,12 +54,26 @@ def test_dashboard_and_alerts_use_exported_metrics(tmp_path):
     histo = {"refinery_stage_duration_seconds", "refinery_batch_duration_seconds"}
     valid = exported | {h + s for h in histo for s in ("_bucket", "_count", "_sum")}
     dash = json.loads((DEPLOY / "grafana" / "refinery-dashboard.json").read_text())
-    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    panels = dash["panels"]
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]  # a row panel has no targets
+    charted = " ".join(exprs)
     rules = yaml.safe_load((DEPLOY / "alerts.yml").read_text())
     exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
-    titles = " ".join(p["title"].lower() for p in dash["panels"])
-    for word in ("throughput", "drop", "language", "queue", "batch latency", "index"):
+    titles = " ".join(p["title"].lower() for p in panels)
+    for word in ("throughput", "drop", "language", "queue", "batch latency", "index", "publish"):
         assert word in titles
+    # the Publishing row: published vs latest commit, lag, error rate
+    assert any(p["type"] == "row" and p["title"] == "Publishing" for p in panels)
+    for name in ("refinery_published_commit", "refinery_commits_total", "refinery_publish_lag_commits",
+                 "rate(refinery_publish_errors_total["):
+        assert name in charted, f"no dashboard panel charts {name}"
+    # Grafana needs unique panel ids; overlapping gridPos boxes render on top of each other
+    assert len({p["id"] for p in panels}) == len(panels)
+    boxes = [(p["gridPos"]["x"], p["gridPos"]["y"], p["gridPos"]["w"], p["gridPos"]["h"]) for p in panels]
+    for i, (x, y, w, h) in enumerate(boxes):
+        assert x + w <= 24, panels[i]["title"]
+        for x2, y2, w2, h2 in boxes[i + 1:]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, f"{panels[i]['title']} overlaps"
     for e in exprs:
         for name in re.findall(r"\b(refinery_[a-z_]+)", e):
             assert name in valid, f"{name} in {e!r} is not exported"

@@ -13,17 +13,19 @@ object store nothing.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
 from refinery.corpus.mirror import publish_store
+from refinery.service.loop import BackgroundLoop
 from refinery.store import CorpusStore
 
 log = logging.getLogger("refinery.service")
 
 
-class Publisher:
+class Publisher(BackgroundLoop):
+    """`wake()` after a commit publishes it now rather than at the next poll."""
+
     def __init__(
         self,
         store: CorpusStore,
@@ -32,6 +34,7 @@ class Publisher:
         poll_seconds: float = 5.0,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
+        super().__init__("refinery-publisher")
         self.store = store
         self.uri = uri
         self.retry_seconds = retry_seconds
@@ -42,21 +45,7 @@ class Publisher:
         self.errors = 0
         self.last_error: str | None = None
         self.last_success: float | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="refinery-publisher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
-
-    def wake(self) -> None:
-        """A commit was made: publish it now rather than at the next poll."""
-        self._wake.set()
+        self._delay = retry_seconds  # the next wait after a failure; doubles up to max_retry_seconds
 
     def local_latest(self) -> int:
         nums = self.store.commit_numbers()
@@ -84,16 +73,12 @@ class Publisher:
             log.info("published commit(s) %s to %s", result.published, self.uri)
         return True
 
-    def _loop(self) -> None:
-        delay = self.retry_seconds
-        while not self._stop.is_set():
-            if self.published is None or self.local_latest() > self.published:
-                if self.publish_once():
-                    delay = self.retry_seconds
-                    continue  # a commit may have landed meanwhile: check again at once
-                wait = delay
-                delay = min(delay * 2, self.max_retry_seconds)
-            else:
-                wait = self.poll_seconds
-            self._wake.wait(wait)
-            self._wake.clear()
+    def _run_once(self) -> float | None:
+        if self.published is None or self.local_latest() > self.published:
+            if self.publish_once():
+                self._delay = self.retry_seconds
+                return None  # a commit may have landed meanwhile: check again at once
+            wait = self._delay
+            self._delay = min(self._delay * 2, self.max_retry_seconds)
+            return wait
+        return self.poll_seconds

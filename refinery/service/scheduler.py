@@ -24,6 +24,7 @@ from refinery import executor
 from refinery.batch import run_batch
 from refinery.errors import RefineryError
 from refinery.pipelines import resolve
+from refinery.service.loop import BackgroundLoop
 from refinery.service.metrics import ServiceMetrics
 from refinery.service.queue import Batch, BatchQueue
 from refinery.service.sources import SourceRefused, SourceResolver
@@ -32,7 +33,9 @@ from refinery.store import CorpusStore
 log = logging.getLogger("refinery.service")
 
 
-class Scheduler:
+class Scheduler(BackgroundLoop):
+    """`wake()` on submit/retry starts a new batch without waiting for the next poll."""
+
     def __init__(
         self,
         queue: BatchQueue,
@@ -44,6 +47,7 @@ class Scheduler:
         poll_seconds: float = 0.5,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__("refinery-scheduler")
         self.queue = queue
         self.store = store
         self.metrics = metrics
@@ -54,64 +58,46 @@ class Scheduler:
         self.on_commit = on_commit  # the publisher's wake(): publish each commit right after it is made
         self.ray_ready = threading.Event()
         self.ray_error: str | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._running: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="refinery-scheduler", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
         requeued = self.queue.requeue_running()
         if requeued:
             log.warning("requeued %d batch(es) that were running when the service stopped: %s", len(requeued), requeued)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
-
-    def wake(self) -> None:
-        """Called on submit/retry so a new batch starts without waiting for the next poll."""
-        self._wake.set()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+        super().start()
 
     def running_ids(self) -> list[str]:
         with self._lock:
             return list(self._running)
 
     # -- loop --------------------------------------------------------------------
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            if not self.ray_ready.is_set():
-                try:
-                    executor.ensure_ray(self.address)
-                    self.ray_ready.set()
-                    self.ray_error = None
-                except Exception as err:  # noqa: BLE001 - reported by /readyz, retried every 5 s
-                    self.ray_error = f"cannot start or reach Ray: {err}"
-                    log.error(self.ray_error)
-                    self._stop.wait(5)
-                    continue
+    def _run_once(self) -> float | None:
+        if not self.ray_ready.is_set():
+            try:
+                executor.ensure_ray(self.address)
+                self.ray_ready.set()
+                self.ray_error = None
+            except Exception as err:  # noqa: BLE001 - reported by /readyz, retried every 5 s
+                self.ray_error = f"cannot start or reach Ray: {err}"
+                log.error(self.ray_error)
+                self._stop.wait(5)  # only stop cuts this short, not wake (as before the refactor)
+                return None
+        with self._lock:
+            for bid in [b for b, t in self._running.items() if not t.is_alive()]:
+                del self._running[bid]
+            free = self.concurrency - len(self._running)
+        while free > 0 and not self._stop.is_set():
+            batch = self.queue.claim_next()
+            if batch is None:
+                break
+            t = threading.Thread(target=self._run, args=(batch,), name=f"batch-{batch.id[:8]}", daemon=True)
             with self._lock:
-                for bid in [b for b, t in self._running.items() if not t.is_alive()]:
-                    del self._running[bid]
-                free = self.concurrency - len(self._running)
-            while free > 0 and not self._stop.is_set():
-                batch = self.queue.claim_next()
-                if batch is None:
-                    break
-                t = threading.Thread(target=self._run, args=(batch,), name=f"batch-{batch.id[:8]}", daemon=True)
-                with self._lock:
-                    self._running[batch.id] = t
-                t.start()
-                free -= 1
-            self._wake.wait(self.poll_seconds)
-            self._wake.clear()
+                self._running[batch.id] = t
+            t.start()
+            free -= 1
+        return self.poll_seconds
 
     def _localize(self, uri: str) -> str:
         """Object-store inputs are downloaded into <store>/state/fetched first (readers read files)."""
