@@ -6,8 +6,15 @@
 Each measurement is a fresh process: local Ray started with num_cpus=N, then
 run_batch over the real pages into a fresh store.  The figure is documents (input
 pages) per wall-second of run_batch (Ray start-up excluded, commit included).  Worker
-counts alternate (1, 2, 1, 2, ...), medians are reported with the load average,
-and efficiency is rate_N / (N x rate_1).  Last line: JSON.
+counts alternate in mirrored rounds (1, 2 | 2, 1 | 1, 2 ...), so a machine that drifts
+slower or faster during the run favours neither count; medians are reported with the
+load average, efficiency is rate_N / (N x rate_1), and the speed-up is also given as the
+median of each round's own ratio (paired).  Last line: JSON.
+
+On a 2-CPU machine each round first measures the machine's own ceiling: bare
+trafilatura.extract in one process alone, then in two side by side, then alone again
+(2 x mean alone / pair; 2.0 when the two vCPUs are independent).  A VM whose vCPUs share physical cores cannot
+scale past that, whatever Refinery does, so the speed-up is also shown relative to it.
 
 This machine is shared, so each run also reports the *foreign* CPU-seconds spent
 during its timed window: busy CPU time of the whole machine (/proc/stat) minus that
@@ -76,6 +83,44 @@ def child(workers: int, inputs: list[str], pipeline: str, records_per_unit: int)
     ray.shutdown()
 
 
+def ceiling_child(input_dir: str, pages: int) -> None:
+    """Bare trafilatura.extract over the first `pages` HTML pages: the dominant work, no Refinery."""
+    import trafilatura
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    htmls = []
+    for path in sorted(Path(input_dir).glob("*.warc.gz")):
+        with open(path, "rb") as f:
+            for record in ArchiveIterator(f, record_types=WarcRecordType.response):
+                htmls.append(record.reader.read())
+                if len(htmls) >= pages:
+                    break
+        if len(htmls) >= pages:
+            break
+    start = time.perf_counter()
+    for html in htmls:
+        trafilatura.extract(html)
+    print(json.dumps({"seconds": time.perf_counter() - start}))
+
+
+def machine_ceiling(input_dir: str, pages: int, env: dict) -> float:
+    """What two cores give for the dominant work right now: 2 x (one process alone) / (two at
+    once, each the same work).  2.0 when the cores are independent; less when the VM's two
+    vCPUs share a physical core or the host is busy, and no scheduler can beat it."""
+    cmd = [sys.executable, __file__, "--ceiling-child", str(pages), "--input", input_dir]
+
+    def timed(n: int) -> float:
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=REPO) for _ in range(n)]
+        outs = [json.loads(p.communicate()[0].strip().splitlines()[-1])["seconds"] for p in procs]
+        return statistics.mean(outs)
+
+    time.sleep(2)  # let the previous run's Ray processes finish exiting
+    before = timed(1)
+    pair = timed(2)
+    after = timed(1)  # alone, pair, alone: a host drifting within the measurement favours neither
+    return (before + after) / pair
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", default="1,2")
@@ -85,9 +130,15 @@ def main() -> None:
     ap.add_argument("--input", default=None, help="default: ../shared/data/warc/real_pages")
     ap.add_argument("--quiet-foreign", type=float, default=0.1,
                     help="a round is quiet when foreign CPU-s / wall-s stays below this (fraction of one core)")
+    ap.add_argument("--ceiling-pages", type=int, default=120,
+                    help="pages of bare trafilatura per process for the per-round machine ceiling (0: skip)")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ceiling-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     inputs = [args.input or str(shared("warc", "real_pages"))]
+    if args.ceiling_child is not None:
+        ceiling_child(inputs[0], args.ceiling_child)
+        return
     if args.child is not None:
         child(args.child, inputs, args.pipeline, args.records_per_unit)
         return
@@ -96,8 +147,14 @@ def main() -> None:
     quiet_rates: dict[int, list[float]] = {n: [] for n in counts}
     loads = []
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    per_round: list[dict[int, float]] = []
+    ceilings: list[float] = []
     for r in range(args.repeat):
-        for n in counts:
+        per_round.append({})
+        if args.ceiling_pages and 2 in counts and os.cpu_count() == 2:
+            ceilings.append(machine_ceiling(inputs[0], args.ceiling_pages, env))
+            print(f"round {r}: machine ceiling for 2 processes of bare trafilatura: {ceilings[-1]:.2f}x", flush=True)
+        for n in (counts if r % 2 == 0 else counts[::-1]):
             loads.append(os.getloadavg()[0])
             cmd = [sys.executable, __file__, "--child", str(n), "--pipeline", args.pipeline,
                    "--records-per-unit", str(args.records_per_unit), "--input", inputs[0]]
@@ -107,6 +164,7 @@ def main() -> None:
                 sys.exit(f"workers={n} failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}")
             m = json.loads(line[-1])
             rates[n].append(m["docs_per_s"])
+            per_round[-1][n] = m["docs_per_s"]
             foreign = m["foreign_cpu_s"] / m["wall_s"]
             quiet = foreign < args.quiet_foreign
             if quiet:
@@ -129,8 +187,21 @@ def main() -> None:
 
     every = summary("all rounds (medians)", rates)
     quiet = summary(f"quiet rounds (foreign CPU < {args.quiet_foreign} of a core; medians)", quiet_rates)
+    paired = {n: [rd[n] / rd[counts[0]] for rd in per_round] for n in counts[1:]}
+    for n, ratios in paired.items():
+        print(f"paired speed-up {n} vs {counts[0]} workers, per round: {', '.join(f'{x:.2f}' for x in ratios)}; "
+              f"median {statistics.median(ratios):.3f}")
+    if ceilings:
+        print(f"machine ceiling (2 x bare trafilatura alone / side by side), per round: "
+              f"{', '.join(f'{c:.2f}' for c in ceilings)}; median {statistics.median(ceilings):.3f}")
+        if 2 in paired:
+            rel = [p / c for p, c in zip(paired[2], ceilings)]
+            print(f"paired speed-up / ceiling, per round: {', '.join(f'{x:.2f}' for x in rel)}; "
+                  f"median {statistics.median(rel):.3f}")
     print(f"load average during runs: median {statistics.median(loads):.1f}, max {max(loads):.1f} on {os.cpu_count()} CPUs")
     print(json.dumps({**(every or {}), "quiet": quiet,
+                      "machine_ceiling": round(statistics.median(ceilings), 3) if ceilings else None,
+                      "paired_speedup": {str(n): round(statistics.median(v), 3) for n, v in paired.items()},
                       "load_median": round(statistics.median(loads), 2), "cpus": os.cpu_count()}))
 
 

@@ -94,6 +94,30 @@ def test_publishers_of_one_store_never_interleave(tmp_path):
     assert (st.state_dir / "publish.lock").exists()
 
 
+def test_publisher_touches_nothing_until_ray_is_up(tmp_path):
+    """The service's publisher waits for `after` (Ray up): Ray's start-up adds environment variables,
+    which must not happen while an S3 call reads the environment from another thread (SIGSEGV)."""
+    from refinery.service.publisher import Publisher
+
+    st = CorpusStore(tmp_path / "store")
+    add_commit(st, make_docs("w", 10))
+    dest = tmp_path / "published"
+    ray_up = threading.Event()
+    publisher = Publisher(st, str(dest), retry_seconds=0.1, poll_seconds=0.1, after=ray_up)
+    publisher.start()
+    try:
+        time.sleep(1.5)
+        assert publisher.published is None and publisher.errors == 0 and not dest.exists()
+        ray_up.set()
+        deadline = time.time() + 30
+        while publisher.published != 1 and time.time() < deadline:
+            time.sleep(0.1)
+        assert publisher.published == 1
+        assert_same_corpus(Corpus(str(dest)), st)
+    finally:
+        publisher.stop()
+
+
 def test_publish_refuses_another_stores_destination(tmp_path):
     a, b = CorpusStore(tmp_path / "a"), CorpusStore(tmp_path / "b")
     add_commit(a, make_docs("a", 20))
@@ -281,7 +305,7 @@ def test_service_catches_up_at_startup(tmp_path):
     (tmp_path / "in").mkdir()
     svc = ServiceProcess(st.root, [tmp_path / "in"], tmp_path / "service.log", ["--publish", str(dest)])
     try:
-        with client(svc.url) as c:  # /metrics answers before Ray is up; publishing does not wait for Ray
+        with client(svc.url) as c:  # publishing starts once Ray is up (Service.start starts Ray first)
             _wait(lambda: _get_metrics(c, svc), 60, "the service to answer")
             _wait(lambda: metric_sum(_get_metrics(c, svc), "refinery_published_commit") == 2, 60, "catch-up")
             m = _get_metrics(c, svc)

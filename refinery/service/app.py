@@ -109,14 +109,16 @@ class Service:
             objects = ObjectSources(settings.object_roots)
         self.resolver = SourceResolver(roots, objects)
         self.metrics = ServiceMetrics(self.store, self.queue)
-        self.publisher = (
-            Publisher(self.store, settings.publish, settings.publish_retry_seconds) if settings.publish else None
-        )
-        self.metrics.publisher = self.publisher
         self.scheduler = Scheduler(
             self.queue, self.store, self.metrics, self.resolver, settings.concurrency, settings.address,
-            on_commit=self.publisher.wake if self.publisher else None,
         )
+        self.publisher = (
+            Publisher(self.store, settings.publish, settings.publish_retry_seconds, after=self.scheduler.ray_ready)
+            if settings.publish
+            else None
+        )
+        self.metrics.publisher = self.publisher
+        self.scheduler.on_commit = self.publisher.wake if self.publisher else None
         self.inbox = (
             InboxWatcher(Path(settings.inbox), settings.inbox_pipeline, self.queue, self.resolver,
                          self.scheduler.wake, settings.inbox_poll_seconds)
@@ -129,6 +131,13 @@ class Service:
         self._sampler = threading.Thread(target=self._sample_loop, name="refinery-sampler", daemon=True)
 
     def start(self) -> None:
+        # Local Ray first, from this thread, while no other thread runs: its start-up adds
+        # variables to the process environment, which must not happen while a thread reads it
+        # from C (pyarrow's S3 does: SIGSEGV in getenv).  A cluster (--address) is reached from
+        # the scheduler's thread instead (ray.init blocks for minutes while a cluster is down,
+        # and the API must answer meanwhile); the publisher waits for Ray either way.
+        if self.settings.address is None:
+            self.scheduler.connect_ray()
         if self.publisher:
             self.publisher.start()  # catch-up first: commits made while the service was down
         self.scheduler.start()

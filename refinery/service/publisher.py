@@ -13,6 +13,7 @@ object store nothing.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -33,8 +34,12 @@ class Publisher(BackgroundLoop):
         retry_seconds: float = 5.0,
         poll_seconds: float = 5.0,
         storage_options: dict[str, Any] | None = None,
+        after: threading.Event | None = None,
     ) -> None:
         super().__init__("refinery-publisher")
+        # Publish only once this is set (the service passes "Ray is up"): Ray's start-up adds
+        # environment variables, and S3 calls must not read the environment meanwhile.
+        self.after = after
         self.store = store
         self.uri = uri
         self.retry_seconds = retry_seconds
@@ -74,6 +79,8 @@ class Publisher(BackgroundLoop):
         return True
 
     def _run_once(self) -> float | None:
+        if self.after is not None and not self.after.is_set():
+            return 0.5
         if self.published is None or self.local_latest() > self.published:
             if self.publish_once():
                 self._delay = self.retry_seconds

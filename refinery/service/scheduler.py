@@ -73,17 +73,29 @@ class Scheduler(BackgroundLoop):
             return list(self._running)
 
     # -- loop --------------------------------------------------------------------
+    def connect_ray(self) -> bool:
+        """One attempt to start (local) or reach (cluster) Ray; True when it is up.
+
+        The service makes the first attempt itself, before any of its threads starts
+        (Service.start): starting Ray adds variables to the process environment, and
+        adding one while another thread reads the environment from C (the AWS SDK under
+        pyarrow's S3 does) can crash the process in getenv."""
+        if self.ray_ready.is_set():
+            return True
+        try:
+            executor.ensure_ray(self.address)
+        except Exception as err:  # noqa: BLE001 - reported by /readyz, retried every 5 s
+            self.ray_error = f"cannot start or reach Ray: {err}"
+            log.error(self.ray_error)
+            return False
+        self.ray_error = None
+        self.ray_ready.set()
+        return True
+
     def _run_once(self) -> float | None:
-        if not self.ray_ready.is_set():
-            try:
-                executor.ensure_ray(self.address)
-                self.ray_ready.set()
-                self.ray_error = None
-            except Exception as err:  # noqa: BLE001 - reported by /readyz, retried every 5 s
-                self.ray_error = f"cannot start or reach Ray: {err}"
-                log.error(self.ray_error)
-                self._stop.wait(5)  # only stop cuts this short, not wake (as before the refactor)
-                return None
+        if not self.connect_ray():
+            self._stop.wait(5)  # only stop cuts this short, not wake
+            return None
         with self._lock:
             for bid in [b for b, t in self._running.items() if not t.is_alive()]:
                 del self._running[bid]
