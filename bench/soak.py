@@ -103,6 +103,8 @@ def main() -> None:
     ap.add_argument("--pipeline", default="web-en")
     ap.add_argument("--backlog", type=int, default=2, help="keep this many batches queued")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--publish", default=None,
+                    help="serve with --publish URI (a path or s3://...); the table gains the publish lag")
     args = ap.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="refinery-soak-"))
@@ -115,6 +117,8 @@ def main() -> None:
     log = (work / "service.log").open("ab")
     cmd = [sys.executable, "-m", "refinery.cli", "serve", "--store", str(work / "store"), "--input-root", str(inputs),
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--concurrency", "1"]
+    if args.publish:
+        cmd += ["--publish", args.publish]
     env = {**os.environ, "PYTHONPATH": str(REPO), "REFINERY_TOKENS": f"{TOKEN}:operator"}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     sid = proc.pid
@@ -139,6 +143,8 @@ def main() -> None:
         rows = []
         next_sample = start
         hdr = f"{'min':>6} {'batches':>8} {'failed':>6} {'docs':>8} {'docs/s':>7} {'svc RSS MiB':>11} {'all RSS MiB':>11} {'procs':>5}"
+        if args.publish:
+            hdr += f" {'published':>9} {'lag':>4} {'pub errors':>10}"
         print(hdr, flush=True)
         while time.time() < end:
             for bid in list(pending):
@@ -165,8 +171,11 @@ def main() -> None:
                 mins = (now - start) / 60
                 rate = docs / max(now - start, 1e-9)
                 rows.append((mins, committed, failed, docs, rate, svc, total, n))
-                print(f"{mins:6.1f} {committed:8d} {failed:6d} {docs:8d} {rate:7.1f} {svc / 2**20:11.1f} {total / 2**20:11.1f} {n:5d}",
-                      flush=True)
+                line = f"{mins:6.1f} {committed:8d} {failed:6d} {docs:8d} {rate:7.1f} {svc / 2**20:11.1f} {total / 2**20:11.1f} {n:5d}"
+                if args.publish:
+                    pub = c.get("/v1/overview").json().get("publish") or {}
+                    line += f" {pub.get('published_commit')!s:>9} {pub.get('lag')!s:>4} {pub.get('errors')!s:>10}"
+                print(line, flush=True)
                 next_sample += args.sample_s
             if proc.poll() is not None:
                 sys.exit(f"service died ({proc.returncode}); see {work / 'service.log'}")

@@ -83,6 +83,7 @@ class CorpusStore:
         self.data_dir = self.root / "data"
         self.staging_dir = self.root / "staging"
         self.state_dir = self.root / "state"
+        self._batch_keys: dict[int, tuple[tuple, str]] = {}  # commit -> (manifest identity, batch key)
         if create:
             for d in (self.manifest_dir, self.data_dir, self.staging_dir, self.state_dir):
                 d.mkdir(exist_ok=True)
@@ -109,10 +110,32 @@ class CorpusStore:
         return [self.commit(n) for n in self.commit_numbers() if n > since]
 
     def find_batch(self, batch_key: str) -> CommitRecord | None:
-        for n in reversed(self.commit_numbers()):
-            rec = self.commit(n)
-            if rec.batch_key == batch_key:
-                return rec
+        """The commit of this batch, if any.
+
+        Called twice per batch (before running, and under the commit lock), so the batch
+        key of each manifest is cached, keyed by commit number and the file's identity
+        (inode, mtime, size: a manifest is written once, by rename, and never changed; a
+        store replaced under the same path has new files, even where the file system reuses
+        an inode).  A lookup then reads only manifests it has not seen (the soak's service
+        slowed down as its store passed ~900 commits without this); a hit is read back."""
+        if not self.manifest_dir.exists():
+            return None
+        entries = []
+        with os.scandir(self.manifest_dir) as it:
+            for e in it:
+                if (n := parse_manifest_name(e.name)) is not None:
+                    st = e.stat()
+                    entries.append((n, (st.st_ino, st.st_mtime_ns, st.st_size)))
+        for n, ident in sorted(entries, reverse=True):
+            cached = self._batch_keys.get(n)
+            if cached is None or cached[0] != ident:
+                cached = self._batch_keys[n] = (ident, self.commit(n).batch_key)
+            if cached[1] == batch_key:
+                rec = self.commit(n)
+                if rec.batch_key == batch_key:
+                    return rec
+                self._batch_keys.pop(n, None)  # changed in place after all: read it again next time
+                return self.find_batch(batch_key)
         return None
 
     def shard_paths(self, commit: int | None = None) -> list[Path]:
