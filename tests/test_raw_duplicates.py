@@ -10,15 +10,17 @@ import pytest
 from conftest import shared
 from refinery.batch import run_batch
 from refinery.config import load_pipeline, parse_pipeline
-from refinery.dedup.raw import plan_skips
+from refinery.dedup.raw import RawCopies
 from refinery.store import CorpusStore
 
 pytestmark = pytest.mark.slow
 
 
-def test_plan_skips_keeps_the_first_copy_in_input_order():
-    per_unit = [(0, [("a", 1), ("b", 2)]), (1, [("c", 2), ("d", 3), ("e", 1)]), (2, [("f", 3)])]
-    assert plan_skips(per_unit) == {1: {"c": "b", "e": "a"}, 2: {"f": "d"}}
+def test_raw_copies_keep_the_first_copy_in_input_order():
+    copies = RawCopies()
+    for index, keys in [(0, [("a", 1), ("b", 2)]), (1, [("c", 2), ("d", 3), ("e", 1)]), (2, [("f", 3)])]:
+        copies.add(index, keys)
+    assert copies.skips == {1: {"c": "b", "e": "a"}, 2: {"f": "d"}}
 
 
 def _kept(store: CorpusStore) -> list[str]:

@@ -58,11 +58,3 @@ class RawCopies:
             seen = self._first.setdefault(key, did)
             if seen != did:
                 self.skips.setdefault(index, {})[did] = seen
-
-
-def plan_skips(per_unit: list[tuple[int, list[tuple[str, int]]]]) -> dict[int, dict[str, str]]:
-    """Unit index -> {doc_id of a later copy: doc_id of the first copy}; `per_unit` in input order."""
-    copies = RawCopies()
-    for index, keys in per_unit:
-        copies.add(index, keys)
-    return copies.skips
