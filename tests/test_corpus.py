@@ -101,6 +101,47 @@ def test_follow_reads_new_commits_never_uncommitted(store, backend):
     assert Corpus(backend.uri(store), **backend.options).latest() == 3
 
 
+def test_a_follower_stops_when_asked_while_it_waits(tmp_path):
+    """`stop` ends a follower at once, whether it waits for a commit or for an unreachable store
+    (a loader thread must not outlive its job by idle_timeout or max_outage)."""
+    st = CorpusStore(tmp_path / "store")
+    add_commit(st, DOCS1)
+    corpus = Corpus(st.root)
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def follow() -> None:
+        for batch in corpus.iter_batches(columns=["doc_id"], follow=True, poll_interval=5.0, stop=stop):
+            seen.extend(batch.column("doc_id").to_pylist())
+
+    t = threading.Thread(target=follow)
+    t.start()
+    deadline = time.monotonic() + 30
+    while len(seen) < DOCS1.num_rows and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(seen) == DOCS1.num_rows
+    time.sleep(0.3)  # now waiting for commit 2 (polls every 5 s, never times out)
+    asked = time.monotonic()
+    stop.set()
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - asked < 2
+    assert seen == DOCS1.column("doc_id").to_pylist()
+
+    def unreachable() -> int:
+        raise OSError("connection refused")
+
+    corpus.latest = unreachable  # the store goes away while the follower waits for a commit
+    stop2 = threading.Event()
+    answer: list = []
+    t = threading.Thread(target=lambda: answer.append(corpus.wait_for_commit(1, 0.1, None, 300, stop2)))
+    t.start()
+    time.sleep(1.0)  # retrying with backoff, up to 300 s
+    asked = time.monotonic()
+    stop2.set()
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - asked < 2 and answer == [None]
+
+
 def test_manifest_gap_and_bad_stores(tmp_path):
     st = CorpusStore(tmp_path / "s")
     add_commit(st, DOCS1)

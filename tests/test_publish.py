@@ -219,6 +219,7 @@ def test_service_publishes_each_commit_and_rides_out_an_outage(tmp_path):
     endpoint = f"http://127.0.0.1:{port}"
     s3 = _start_moto(port)
     svc = None
+    stop_following = threading.Event()
     try:
         pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1",
                           allow_bucket_creation=True, **S3_KEYS).create_dir("refinery")
@@ -238,7 +239,8 @@ def test_service_publishes_each_commit_and_rides_out_an_outage(tmp_path):
 
         def read_following() -> None:  # must ride out the outage below, as a training job's loader would
             try:
-                for b in reader.iter_batches(columns=["doc_id"], follow=True, poll_interval=0.3, idle_timeout=240):
+                for b in reader.iter_batches(columns=["doc_id"], follow=True, poll_interval=0.3, idle_timeout=240,
+                                             stop=stop_following):
                     seen.extend(b.column("doc_id").to_pylist())
             except BaseException as err:  # noqa: BLE001 - reported by the assertions below
                 failed.append(err)
@@ -291,6 +293,7 @@ def test_service_publishes_each_commit_and_rides_out_an_outage(tmp_path):
         assert sorted(seen) == sorted(every)
         assert "Traceback" not in (tmp_path / "service.log").read_text()
     finally:
+        stop_following.set()  # the follower would otherwise poll the stopped server for minutes
         if svc is not None:
             svc.stop()
         s3.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -30,6 +31,17 @@ log = logging.getLogger(__name__)
 # How long a following reader waits out an unreachable object store (restart, network blip)
 # before it gives up: a training job would rather stall a few minutes than die.
 MAX_OUTAGE_S = 300.0
+
+
+class _Stopped(Exception):
+    """A follower's `stop` event was set while it waited."""
+
+
+def _sleep(seconds: float, stop: threading.Event | None) -> None:
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.wait(seconds):
+        raise _Stopped
 _PARQUET = pads.ParquetFileFormat()
 _FRAGMENT_CACHE = 64  # parsed footers kept per process
 
@@ -225,6 +237,7 @@ class Corpus:
         poll_interval: float = 5.0,
         idle_timeout: float | None = None,
         max_outage: float = MAX_OUTAGE_S,
+        stop: threading.Event | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Record batches of commits `since`+1 .. `commit` (default: latest when called).
 
@@ -232,7 +245,9 @@ class Corpus:
         `poll_interval` seconds and reads each new commit as it appears, until
         `idle_timeout` seconds pass without one (None: forever).  A follower also waits
         out an unreachable store for up to `max_outage` seconds, resuming at the row
-        group it was reading (nothing repeated, nothing skipped).
+        group it was reading (nothing repeated, nothing skipped).  Setting `stop` (an
+        Event) ends a follower that is waiting, for a new commit or for the store, at
+        once: a loader thread can be shut down without waiting for `idle_timeout`.
         """
         if follow and commit is not None:
             raise ValueError("follow=True reads past any pinned commit: give since=, not commit=")
@@ -241,30 +256,34 @@ class Corpus:
         done = since
 
         def call(what: str, fn):
-            return self.patiently(what, fn, max_outage) if follow else fn()
+            return self.patiently(what, fn, max_outage, stop) if follow else fn()
 
-        while True:
-            for shard in call("reading commit records", lambda: self.shards(upto, since=done)):
-                for i in range(call(f"reading {shard.path}", lambda: self.num_row_groups(shard))):
-                    table = call(f"reading {shard.path}", lambda: self.read_row_group(shard, i, columns, filter))
-                    yield from table.to_batches(max_chunksize=batch_size)
-            done = upto
-            if not follow:
-                return
-            nxt = self.wait_for_commit(after=done, poll_interval=poll_interval, timeout=idle_timeout, max_outage=max_outage)
-            if nxt is None:
-                return
-            upto = nxt
+        try:
+            while True:
+                for shard in call("reading commit records", lambda: self.shards(upto, since=done)):
+                    for i in range(call(f"reading {shard.path}", lambda: self.num_row_groups(shard))):
+                        table = call(f"reading {shard.path}", lambda: self.read_row_group(shard, i, columns, filter))
+                        yield from table.to_batches(max_chunksize=batch_size)
+                done = upto
+                if not follow:
+                    return
+                nxt = self.wait_for_commit(done, poll_interval, idle_timeout, max_outage, stop)
+                if nxt is None:
+                    return
+                upto = nxt
+        except _Stopped:
+            return
 
     def _check(self, columns: Sequence[str] | None, filter: Filter, upto: int) -> None:
         names = list(columns or []) + filter_columns(filter)
         if names and upto > 0 and self.shards(upto):
             check_columns(names, self.schema(upto), "iter_batches")
 
-    def patiently(self, what: str, fn, max_outage: float = MAX_OUTAGE_S):
+    def patiently(self, what: str, fn, max_outage: float = MAX_OUTAGE_S, stop: threading.Event | None = None):
         """`fn()`, retried with backoff while it raises OSError (the store unreachable), for up
         to `max_outage` seconds; then the error propagates.  Used by the follow modes only:
-        a snapshot read fails at once, as a bad path or a damaged store should."""
+        a snapshot read fails at once, as a bad path or a damaged store should.  (With
+        `stop`, a retry wait ends as soon as it is set; iter_batches then returns.)"""
         first, delay = None, 0.5
         while True:
             try:
@@ -276,20 +295,29 @@ class Corpus:
                     raise
                 log.warning("%s: %s failed (%s); retrying for up to %.0f s", self.uri, what, err,
                             max_outage - (now - first))
-                time.sleep(min(delay, max(0.0, max_outage - (now - first))))
+                _sleep(min(delay, max(0.0, max_outage - (now - first))), stop)
                 delay = min(delay * 2, 10.0)
 
     def wait_for_commit(
-        self, after: int, poll_interval: float = 5.0, timeout: float | None = None, max_outage: float = MAX_OUTAGE_S
+        self,
+        after: int,
+        poll_interval: float = 5.0,
+        timeout: float | None = None,
+        max_outage: float = MAX_OUTAGE_S,
+        stop: threading.Event | None = None,
     ) -> int | None:
-        """Poll until a commit newer than `after` is visible; its number, or None on timeout.
-        An unreachable store is waited out for up to `max_outage` seconds (see patiently())."""
+        """Poll until a commit newer than `after` is visible; its number, or None on timeout
+        or once `stop` is set.  An unreachable store is waited out for up to `max_outage`
+        seconds (see patiently())."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            latest = self.patiently("listing commits", self.latest, max_outage)
-            if latest > after:
-                return latest
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
-            wait = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
-            time.sleep(wait)
+        try:
+            while True:
+                latest = self.patiently("listing commits", self.latest, max_outage, stop)
+                if latest > after:
+                    return latest
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                wait = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
+                _sleep(wait, stop)
+        except _Stopped:
+            return None
