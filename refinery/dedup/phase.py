@@ -25,7 +25,6 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from refinery.config import PipelineConfig
 from refinery.store.shards import iter_parts

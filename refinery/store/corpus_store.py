@@ -128,14 +128,12 @@ class CorpusStore:
                     entries.append((n, (st.st_ino, st.st_mtime_ns, st.st_size)))
         for n, ident in sorted(entries, reverse=True):
             cached = self._batch_keys.get(n)
-            if cached is None or cached[0] != ident:
-                cached = self._batch_keys[n] = (ident, self.commit(n).batch_key)
-            if cached[1] == batch_key:
-                rec = self.commit(n)
-                if rec.batch_key == batch_key:
-                    return rec
-                self._batch_keys.pop(n, None)  # changed in place after all: read it again next time
-                return self.find_batch(batch_key)
+            if cached is not None and cached[0] == ident and cached[1] != batch_key:
+                continue  # seen, and another batch's
+            rec = self.commit(n)  # not seen yet, or a cached hit: read (back) from disk
+            self._batch_keys[n] = (ident, rec.batch_key)
+            if rec.batch_key == batch_key:
+                return rec
         return None
 
     def shard_paths(self, commit: int | None = None) -> list[Path]:
