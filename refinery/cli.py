@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from refinery import __version__
-from refinery.errors import ConfigError, InputError, RefineryError
+from refinery.errors import ConfigError, InputError, RefineryError, one_line
 
 
 class Progress:
@@ -372,6 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("refinery: interrupted; nothing was committed for the running batch", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not type(err).__name__.startswith("RayTaskError"):
+            raise
+        # A work unit failed inside Ray: its exception in one line, the remote traceback after it.
+        import traceback
+
+        print(f"refinery: error: a work unit failed: {one_line(err)}", file=sys.stderr)
+        print("".join(traceback.format_exception(err)), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Exceptions with messages meant for operators, not stack traces."""
 
+import re
+
 
 class RefineryError(Exception):
     """Base class: the CLI prints these as one clear line and exits non-zero."""
@@ -19,3 +21,18 @@ class StoreError(RefineryError):
 
 class ModelError(RefineryError):
     """A model a stage needs is missing: the message names the command that builds it."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line(err: BaseException, limit: int = 500) -> str:
+    """`Type: message` on one line, for a batch's error field: a Ray task error is reduced to the
+    exception raised inside the task (its remote traceback, colour codes included, belongs in the log)."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException) and type(err).__name__.startswith("RayTaskError"):
+        err = cause
+    message = _ANSI.sub("", str(err)).strip()
+    first = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    text = f"{type(err).__name__}: {first}" if first else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

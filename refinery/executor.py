@@ -17,6 +17,7 @@ import ray
 from refinery.config import PipelineConfig
 from refinery.counters import Counters
 from refinery.dedup.raw import RawCopies, unit_raw_keys
+from refinery.local_ray import init_local_ray
 from refinery.pipeline import PipelineRunner
 from refinery.readers import InputFile, WorkUnit, plan_units, read_unit, scan_file
 from refinery.schema import REJECT_SCHEMA
@@ -125,33 +126,30 @@ GCS_TASK_EVENTS = 10_000  # task events the local GCS keeps (see ensure_ray)
 
 
 def ensure_ray(address: str | None) -> None:
-    """Start local Ray (default) or join a cluster at `address`."""
+    """Start local Ray (default: loopback only, token-authenticated, see local_ray) or join a
+    cluster at `address`."""
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     kwargs: dict = {"ignore_reinit_error": True, "logging_level": "ERROR", "log_to_driver": True}
-    if address:
-        kwargs["address"] = address
-    else:
-        kwargs["include_dashboard"] = False
     if not address:
         # Local workers inherit the driver's environment.  No job runtime_env here on purpose:
         # a non-default one makes Ray start a second set of workers next to the ones it
         # prestarts (about 2 CPU-s and 2 s of wall time per run on a 2-core machine).
         os.environ.setdefault("PYTHONWARNINGS", "ignore")
         # Ray's GCS keeps the events of the last 100,000 tasks by default: for an always-on
-        # service cutting every batch into dozens of tasks that is ~400 MB of GCS memory reached
-        # after a few hours (the 30-minute soak saw the GCS at 245 MB and rising).  The last
-        # 10,000 tasks are plenty for `ray list tasks` on recent batches.  The GCS reads this at
-        # start, from the environment the driver gives it; a cluster sets it on `ray start`.
+        # service cutting every batch into dozens of tasks that is ~400 MB of GCS memory after a
+        # few hours.  The last 10,000 tasks are plenty for `ray list tasks` on recent batches.
+        # The GCS reads this at start, from the environment the driver gives it; a cluster sets
+        # it on `ray start`.
         os.environ.setdefault("RAY_task_events_max_num_task_in_gcs", str(GCS_TASK_EVENTS))
-        ray.init(**kwargs)
+        init_local_ray(include_dashboard=False, **kwargs)
         return
     # Workers must import this package: on a cluster it may not be installed, so ship it.
     import refinery
 
     runtime_env = {"env_vars": {"PYTHONWARNINGS": "ignore"}, "py_modules": [str(Path(refinery.__file__).parent)]}
-    ray.init(runtime_env=runtime_env, **kwargs)
+    ray.init(address=address, runtime_env=runtime_env, **kwargs)
 
 
 def cluster_cpus() -> int:

@@ -143,3 +143,55 @@ def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
 def metric_sum(metrics: dict, name: str, **match: str) -> float:
     return sum(v for (n, labels), v in metrics.items()
                if n == name and all((k, val) in labels for k, val in match.items()))
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                link = os.readlink(fd)
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def _proc_net_address(hex_addr: str) -> str:
+    """'0100007F:1F90' -> '127.0.0.1'; IPv6 addresses as /proc/net/tcp6 prints them, decoded."""
+    import ipaddress
+
+    host = hex_addr.split(":")[0]
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return str(ipaddress.IPv6Address(words))
+
+
+def listening_addresses(pids: list[int]) -> list[tuple[int, str, str]]:
+    """(pid, protocol, local address) of every listening TCP socket and bound UDP socket of `pids`."""
+    owner = {inode: pid for pid in pids for inode in _socket_inodes(pid)}
+    found = []
+    for proto, listen_state in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")):
+        try:
+            lines = Path(f"/proc/net/{proto}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            local, state, inode = f[1], f[3], f[9]
+            if state == listen_state and inode in owner:
+                found.append((owner[inode], proto, _proc_net_address(local)))
+    return found
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)

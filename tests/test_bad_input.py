@@ -115,8 +115,44 @@ def build_bad_inputs(d: Path) -> dict[str, str]:
     (d / "empty_member.warc.gz").write_bytes(gzip.compress(b"", mtime=0))  # valid gzip, no WARC inside
     pq.write_table(pa.table({"body": ["x", "y"], "n": [1, 2]}), d / "wrong_schema.parquet")
     (d / "not_parquet.parquet").write_bytes(b"PAR1 garbage, not a parquet file")
+    _red_team_inputs(d)
     what.update({p.name: "generated" for p in d.iterdir()})
     return what
+
+
+RED_TEAM_LINES = {  # line number -> (raw JSON line, words its reject detail must contain)
+    3: (b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    10: (b'{"html": "\\udfff"}', "'html' is not valid Unicode"),
+    20: (b'{"text": "a page", "fetch_time": 1e20}', "out of range"),
+    30: (b'{"text": "a page", "fetch_time": NaN}', "'fetch_time' is nan"),
+    40: (b'{"text": "hello \\ud800 world"}', "'text' is not valid Unicode"),
+    50: (b'{"id": "\\ud800", "text": "x"}', "'id' is not valid Unicode"),
+}
+BIG_RECORDS = 32  # records just under the readers' 64 MiB guard: 2 GiB if one Arrow batch held them
+
+
+def _red_team_inputs(d: Path) -> None:
+    """The bad records of issue 13, each inside an otherwise good file."""
+    lines = [json.dumps({"id": f"rt-{i}", "text": f"Record {i}. " + TEXT}).encode() for i in range(100)]
+    for n, (raw, _) in RED_TEAM_LINES.items():
+        lines[n] = raw
+    (d / "red_team.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "html": pa.array([1, 2, 3], pa.int64())}), d / "int_html.parquet")
+    pq.write_table(pa.table({"html": pa.array([["<p>x</p>"], ["y"]], pa.list_(pa.string()))}), d / "list_html.parquet")
+    # One compressed body reused by every record (concatenated gzip members are one stream).
+    from refinery.readers.warc import MAX_PAYLOAD_BYTES
+
+    body = b"<html><body><p>" + b"x" * (MAX_PAYLOAD_BYTES - 1024) + b"</p></body></html>"
+    http_head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    body_member = gzip.compress(body, compresslevel=1, mtime=0)
+    with (d / "big_records.warc.gz").open("wb") as f:
+        for i in range(BIG_RECORDS):
+            head = ("WARC/1.0\r\nWARC-Type: response\r\n"
+                    f"WARC-Record-ID: <urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'big-{i}')}>\r\n"
+                    f"WARC-Date: 2026-01-01T00:00:00Z\r\nWARC-Target-URI: http://bad.invalid/big/{i}\r\n"
+                    f"Content-Type: application/http; msgtype=response\r\n"
+                    f"Content-Length: {len(http_head) + len(body)}\r\n\r\n").encode()
+            f.write(gzip.compress(head + http_head, mtime=0) + body_member + gzip.compress(b"\r\n\r\n", mtime=0))
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +269,27 @@ def test_each_bad_file_has_a_clear_error(bad_batch):
     assert len(kept_garbage) + len(rej["garbage_records.warc.gz"]) == n_garbage
 
 
+def test_red_team_records_cost_only_themselves(bad_batch):
+    """Issue 13: each bad record is one reject row with a plain reason; every other record of its
+    file is committed or rejected (none lost), and the batch commits."""
+    rej = _by_file(bad_batch["rejects"])
+    kept = _by_file(bad_batch["kept"])
+    rows = rej.get("red_team.jsonl", []) + kept.get("red_team.jsonl", [])
+    assert len(rows) == 100 and len({r["doc_id"] for r in rows}) == 100
+    read = {r["record_id"]: r for r in rej["red_team.jsonl"] if r["stage"] == "read"}
+    assert set(read) == {"line:3", "line:10", "line:20", "line:30", "line:40", "line:50"}, sorted(read)
+    for n, (_, words) in RED_TEAM_LINES.items():
+        detail = read[f"line:{n}"]["detail"]
+        assert words in detail and "\x1b" not in detail and "Traceback" not in detail, detail
+    # The good lines go on through the pipeline (near-copies of mixed.jsonl's good line: dedup drops them).
+    assert all(r["stage"] != "read" for r in rows if r["record_id"] not in read)
+    for name, n in (("int_html.parquet", 3), ("list_html.parquet", 2)):
+        details = [r["detail"] for r in rej[name]]
+        assert len(details) == n and all("column 'html' is" in x for x in details), details
+    big = rej["big_records.warc.gz"]
+    assert len(big) == BIG_RECORDS and {r["reason"] for r in big} == {"too_large"}, {r["reason"] for r in big}
+
+
 def test_warcio_files_each_report_or_commit(bad_batch):
     """Every file of warcio's test set that is an input either commits records or reports an error."""
     if not WARCIO.is_dir():
@@ -252,3 +309,19 @@ def test_unsupported_file_named_explicitly_is_refused(bad_batch):
         discover([str(bad_batch["root"] / "in" / "bad.arc")])
     with pytest.raises(InputError, match="unknown input format"):
         discover([str(bad_batch["root"] / "in" / "example-bad.warc.gz.bad")])
+
+
+def test_task_error_is_one_plain_line(bad_batch):
+    """A failed task's error, as a batch records it: the exception inside the task, no traceback."""
+    import ray
+
+    from refinery.errors import one_line
+
+    @ray.remote(max_retries=0)
+    def fails():
+        raise TypeError("Cannot convert pyarrow.lib.ChunkedArray to pyarrow.lib.Array")
+
+    with pytest.raises(ray.exceptions.RayTaskError) as err:
+        ray.get(fails.remote())
+    assert "Traceback" in str(err.value)  # what the batch error used to be
+    assert one_line(err.value) == "TypeError: Cannot convert pyarrow.lib.ChunkedArray to pyarrow.lib.Array"

@@ -354,3 +354,33 @@ def test_object_store_source(env):
         again = wait_state(c, r.json()["id"], ("committed", "failed", "cancelled"))
         assert again["state"] == "committed" and again["already_committed"] and again["commit"] == done["commit"]
     assert len(CorpusStore(env["store"], create=False).commits()) == before + 1
+
+
+def test_ray_listens_on_loopback_only_and_holds_no_secret(env):
+    """Every process of the service's tree listens on loopback only; no Ray process has a token
+    or an object-store key in its environment (they would let anyone on the host attach a driver)."""
+    import ipaddress
+
+    from service_util import environ_of, listening_addresses, session_pids
+
+    svc = env["svc"]
+    pids = [svc.proc.pid] + session_pids(svc.sid)
+    cmdlines = {p: Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")[:80] for p in pids
+                if Path(f"/proc/{p}/cmdline").exists()}
+    assert any(b"raylet" in c for c in cmdlines.values()) and any(b"gcs_server" in c for c in cmdlines.values())
+    listening = listening_addresses(pids)
+    assert len(listening) >= 5, listening  # the HTTP port, GCS, raylet, workers, agents
+    exposed = [(cmdlines.get(p), proto, addr) for p, proto, addr in listening
+               if not ipaddress.ip_address(addr).is_loopback
+               and not (isinstance(ipaddress.ip_address(addr), ipaddress.IPv6Address)
+                        and (ipaddress.ip_address(addr).ipv4_mapped or ipaddress.ip_address(addr)).is_loopback)]
+    assert exposed == []
+    for pid in pids:
+        if pid == svc.proc.pid:
+            continue  # the service itself holds its tokens: it checks them
+        environ = environ_of(pid)
+        assert "REFINERY_TOKENS" not in environ, cmdlines.get(pid)
+        assert not any(OPERATOR in v or READER in v for v in environ.values()), cmdlines.get(pid)
+        assert not {"AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"} & set(environ), cmdlines.get(pid)
+        if b"raylet" in cmdlines.get(pid, b""):
+            assert environ.get("RAY_AUTH_MODE") == "token" and environ.get("RAY_AUTH_TOKEN_PATH")

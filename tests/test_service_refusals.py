@@ -218,3 +218,132 @@ def test_orphan_uploads_removed_at_start(tmp_path):
     (orphan.parent / ".tmp-123").write_bytes(b"partial")
     app = create_app(Settings(store=str(tmp_path / "store"), input_roots=[str(tmp_path)], tokens={OPERATOR: "operator"}))
     assert list(app.state.service.uploads.iterdir()) == []
+
+
+# -- issue 13: sources that could hang the write path; storage failures as JSON answers -----------
+def test_symlink_loop_and_outside_globs_answer_fast_and_block_nothing(svc):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = svc["root"] / "loopdir"
+    loop.mkdir()
+    os.symlink(".", loop / "a")
+    os.symlink(".", loop / "b")
+    c = svc["client"]
+
+    def submit(source: str):
+        t = time.monotonic()
+        r = c.post("/v1/batches", json={"source": source, "pipeline": "web-en"}, headers=_auth())
+        return r, time.monotonic() - t
+
+    sources = ["loopdir/**/*.warc.gz"] * 4 + ["/usr/**/*.warc.gz", "/proc/**/*", "loopdir/a/b/a/**"]
+    with ThreadPoolExecutor(len(sources)) as pool:
+        answers = list(pool.map(submit, sources))
+    for source, (r, took) in zip(sources, answers):
+        assert 400 <= r.status_code < 500 and isinstance(r.json()["detail"], str), (source, r.text)
+        assert took < 5, (source, took)
+    assert answers[4][0].status_code == 403 and "outside the input roots" in answers[4][0].json()["detail"]
+    r, took = submit("sample.warc.gz")
+    assert r.status_code == 202 and took < 1, (r.text, took)
+
+
+def test_outside_roots_is_403_whether_or_not_it_exists(svc):
+    c = svc["client"]
+    for src in [str(svc["outside"] / "sample.warc.gz"), str(svc["outside"] / "no-such.warc.gz"),
+                "/etc/shadow", "/no/such/dir/*.warc.gz"]:
+        _refused(c.post("/v1/batches", json={"source": src, "pipeline": "web-en"}, headers=_auth()), 403,
+                 "outside the input roots")
+    _assert_nothing_left(svc)
+
+
+def test_directory_symlink_inside_roots_is_followed_once(svc):
+    from refinery.service.sources import SourceResolver
+
+    root = svc["root"]
+    (root / "real").mkdir()
+    os.replace(root / "sample.warc.gz", root / "real" / "sample.warc.gz")
+    os.symlink(root / "real", root / "alias")  # inside the roots: followed
+    os.symlink("..", root / "real" / "up")  # back up the tree: a loop, not followed again
+    resolver = SourceResolver([root])
+    want = [str(root / "real" / "sample.warc.gz")]
+    assert resolver.resolve("alias") == want
+    assert resolver.resolve("**/*.warc.gz") == want
+    assert resolver.resolve(".") == want
+
+
+def test_expansion_is_bounded(tmp_path):
+    from refinery.service.sources import SourceRefused, SourceResolver
+
+    for i in range(60):
+        (tmp_path / f"d{i}").mkdir()
+    with pytest.raises(SourceRefused) as err:
+        SourceResolver([tmp_path], max_entries=50).resolve("**/*.warc.gz")
+    assert err.value.status == 413 and "directory entries" in err.value.reason
+    with pytest.raises(SourceRefused) as err:
+        SourceResolver([tmp_path], max_entries=50).resolve(".")
+    assert err.value.status == 413
+
+
+def test_deeply_nested_body_is_400_json(svc):
+    body = b'{"source": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    assert len(body) < 64 * 1024
+    c = svc["client"]
+    h = _auth() | {"Content-Type": "application/json"}
+    svc["service"].settings.max_body_bytes = 64 * 1024
+    _refused(c.post("/v1/batches", content=body, headers=h), 400, "nested too deeply")
+    _assert_nothing_left(svc)
+
+
+def _small_tmpfs(path, size: str = "4m") -> None:
+    import subprocess
+
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here: {r.stderr.strip()}")
+
+
+def test_full_and_read_only_store_answer_507_503_and_readyz_sees_it(tmp_path):
+    import subprocess
+
+    mnt = tmp_path / "mnt"
+    _small_tmpfs(mnt)
+    try:
+        root = tmp_path / "inputs"
+        root.mkdir()
+        warc, _ = write_sample_warc(root)
+        app = create_app(Settings(store=str(mnt / "store"), input_roots=[str(root)],
+                                  tokens={OPERATOR: "operator"}, min_free_bytes=1 << 20))
+        c = TestClient(app)
+        checks = c.get("/readyz").json()["checks"]
+        assert checks["store_writable"] and checks["store_has_room"], checks
+        with (mnt / "filler").open("wb") as f:  # fill the file system
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        up = {"pipeline": "web-en", "filename": "x.warc.gz"}
+        r = c.post("/v1/batches/upload", params=up, content=warc.read_bytes(), headers=_auth())
+        assert r.status_code == 507 and "full" in r.json()["detail"], r.text
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["store_has_room"] is False, r.text
+        assert list(app.state.service.uploads.iterdir()) == []
+        r = c.post("/v1/batches", json={"source": "sample.warc.gz", "pipeline": "web-en"}, headers=_auth())
+        assert r.status_code in (202, 507), r.text  # the queue database may still have a free page
+        (mnt / "filler").unlink()
+        # Read-only: a read-only file system over the uploads folder (open files keep the store's
+        # own mount from being remounted read-only).
+        uploads = app.state.service.uploads
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(uploads)], check=True)
+        try:
+            r = c.post("/v1/batches/upload", params=up, content=warc.read_bytes(), headers=_auth())
+            assert r.status_code == 503 and "not writable" in r.json()["detail"], r.text
+            r = c.get("/readyz")
+            assert r.status_code == 503 and r.json()["checks"]["store_writable"] is False, r.text
+        finally:
+            subprocess.run(["umount", "-l", str(uploads)], capture_output=True)
+        app.state.service.queue.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

@@ -17,7 +17,7 @@ import xxhash
 
 from refinery.errors import InputError
 from refinery.readers import jsonl, parquet, warc
-from refinery.readers.records import error_row
+from refinery.readers.records import error_row, short_reason, valid_text
 from refinery.schema import INPUT_SCHEMA
 
 FORMATS = {
@@ -154,19 +154,65 @@ def doc_id(source_uri: str, record_key: str) -> str:
     return xxhash.xxh3_128(f"{source_uri}\x00{record_key}".encode()).hexdigest()
 
 
-def read_unit(unit: WorkUnit, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Yield INPUT_SCHEMA batches for the documents of one unit."""
+MAX_BATCH_BYTES = 64 * 1024 * 1024  # content bytes (html + text) of one Arrow batch: bounds worker memory
+
+
+def read_unit(unit: WorkUnit, batch_rows: int, max_batch_bytes: int = MAX_BATCH_BYTES) -> Iterator[pa.RecordBatch]:
+    """Yield INPUT_SCHEMA batches for the documents of one unit.
+
+    A batch ends at `batch_rows` rows or before its content would pass `max_batch_bytes`
+    (a record may be up to the readers' 64 MiB guard: 32 of them in one batch would hold
+    2 GiB and overflow Arrow's 32-bit offsets).  A record that still cannot become an
+    Arrow row is replaced by its error row, so it never fails its unit."""
     rows: list[dict] = []
+    held = 0
     uri = unit.file.uri
     records = unit.records()
     if unit.file.size == 0:  # reported, not silently nothing: an empty upload is usually a mistake
         records = iter([error_row("file", "empty file (0 bytes)")])
     for row in records:
-        row["source_uri"] = uri
-        row["doc_id"] = doc_id(uri, row["record_id"])
+        size = _content_bytes(row)
+        if rows and held + size > max_batch_bytes:
+            yield _to_batch(rows, uri)
+            rows, held = [], 0
+        try:
+            row["source_uri"] = uri
+            row["doc_id"] = doc_id(uri, row["record_id"])
+        except Exception as err:  # noqa: BLE001 - e.g. a record id no encoder accepts
+            row = _unconvertible(row, uri, err)
         rows.append(row)
+        held += size
         if len(rows) >= batch_rows:
-            yield pa.RecordBatch.from_pylist(rows, schema=INPUT_SCHEMA)
-            rows = []
+            yield _to_batch(rows, uri)
+            rows, held = [], 0
     if rows:
-        yield pa.RecordBatch.from_pylist(rows, schema=INPUT_SCHEMA)
+        yield _to_batch(rows, uri)
+
+
+def _content_bytes(row: dict) -> int:
+    html, text = row.get("html"), row.get("text")
+    return (len(html) if isinstance(html, (bytes, bytearray)) else 0) + (len(text) if isinstance(text, str) else 0)
+
+
+def _to_batch(rows: list[dict], uri: str) -> pa.RecordBatch:
+    try:
+        return pa.RecordBatch.from_pylist(rows, schema=INPUT_SCHEMA)
+    except Exception:  # noqa: BLE001 - find the rows Arrow refuses, one by one
+        fixed = []
+        for row in rows:
+            try:
+                pa.RecordBatch.from_pylist([row], schema=INPUT_SCHEMA)
+                fixed.append(row)
+            except Exception as err:  # noqa: BLE001
+                fixed.append(_unconvertible(row, uri, err))
+        return pa.RecordBatch.from_pylist(fixed, schema=INPUT_SCHEMA)
+
+
+def _unconvertible(row: dict, uri: str, err: BaseException) -> dict:
+    """The error row standing for a record whose fields Arrow cannot hold."""
+    record_id = valid_text(str(row.get("record_id")))
+    url = row.get("url")
+    bad = error_row(record_id, f"unreadable record: {short_reason(err)}", url if isinstance(url, str) else None)
+    bad["source_uri"] = uri
+    bad["doc_id"] = doc_id(uri, bad["record_id"])
+    return bad

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from refinery.readers.records import error_row
-
 import gzip
 import zlib
 from typing import Iterator
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+from refinery.readers.records import error_row, short_reason
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024  # memory guard: a larger record is reported, never read whole
@@ -77,11 +77,12 @@ def iter_records(path: str, start: int, count: int | None, offset: int | None = 
                     continue
                 if end is not None and index >= end:
                     return
-                if record.record_type != WarcRecordType.response:
-                    continue
-                record_id = record.record_id or f"offset:{record.stream_pos}"
-                url = record.headers.get("WARC-Target-URI")
+                record_id, url = f"offset:{record.stream_pos}", None
                 try:
+                    if record.record_type != WarcRecordType.response:
+                        continue
+                    record_id = record.record_id or record_id
+                    url = record.headers.get("WARC-Target-URI")
                     if not record.is_http:
                         continue
                     if record.http_headers is None or not _is_html(record):
@@ -102,10 +103,10 @@ def iter_records(path: str, start: int, count: int | None, offset: int | None = 
                         "text": None,
                         "read_error": None,
                     }
-                except Exception as err:  # noqa: BLE001
-                    yield error_row(record_id, f"corrupt record: {err}", url)
+                except Exception as err:  # noqa: BLE001 - one record's failure costs only that record
+                    yield error_row(record_id, f"corrupt record: {short_reason(err)}", url)
     except Exception as err:  # noqa: BLE001 - a broken stream ends the file, reported once
-        yield error_row(f"offset-error:{index + 1}", f"unreadable WARC after record {index + 1}: {err}")
+        yield error_row(f"offset-error:{index + 1}", f"unreadable WARC after record {index + 1}: {short_reason(err)}")
         return
     if count is None and start == 0 and index == -1:
         # Not one record parsed in a non-empty file: not a WARC (ARC, HTML, binary, ...).

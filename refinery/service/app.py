@@ -14,11 +14,13 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import threading
 import time
 import uuid
 import zlib
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from refinery import __version__
 from refinery.errors import ConfigError, RefineryError
 from refinery.pipelines import available, resolve
 from refinery.readers import detect_format
+from refinery.service import storage_health
 from refinery.service.auth import Principal, TokenAuth
 from refinery.service.inbox import InboxWatcher
 from refinery.service.metrics import ServiceMetrics
@@ -48,6 +51,7 @@ log = logging.getLogger("refinery.service")
 STATUS_PAGE = Path(__file__).with_name("status_page.html")
 UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 UPLOAD_FORMATS = ("warc",)
+RESOLVE_THREADS = 4  # submissions resolving their sources at once (more wait; beyond twice that: 429)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Settings:
     sample_seconds: float = 2.0
     publish: str | None = None  # object-store URI (or path) training jobs read; see service/publisher.py
     publish_retry_seconds: float = 5.0
+    min_free_bytes: int = 64 << 20  # /readyz is 503 below this much free space in the store
 
 
 # -- request bodies --------------------------------------------------------------
@@ -108,6 +113,9 @@ class Service:
 
             objects = ObjectSources(settings.object_roots)
         self.resolver = SourceResolver(roots, objects)
+        # Submissions resolve their sources here; each resolution is bounded in time (sources.py).
+        self.resolve_pool = ThreadPoolExecutor(RESOLVE_THREADS, thread_name_prefix="refinery-resolve")
+        self.resolving = threading.BoundedSemaphore(RESOLVE_THREADS * 2)
         self.metrics = ServiceMetrics(self.store, self.queue)
         self.scheduler = Scheduler(
             self.queue, self.store, self.metrics, self.resolver, settings.concurrency, settings.address,
@@ -147,6 +155,7 @@ class Service:
 
     def stop(self) -> None:
         self._stop.set()
+        self.resolve_pool.shutdown(wait=False, cancel_futures=True)
         if self.inbox:
             self.inbox.stop()
         self.scheduler.stop()
@@ -260,6 +269,21 @@ def create_app(settings: Settings) -> FastAPI:
             service.metrics.requests_refused.labels(str(exc.status_code)).inc()
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.OperationalError)
+    async def storage_error(request: Request, exc: Exception):
+        known = storage_health.classify(exc)
+        if known is None:
+            return await internal_error(request, exc)
+        status, reason = known
+        log.error("%s %s: %s", request.method, request.url.path, reason)
+        return JSONResponse({"detail": reason}, status)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the service log"}, 500)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         service.metrics.requests_refused.labels("422").inc()
@@ -279,7 +303,7 @@ def create_app(settings: Settings) -> FastAPI:
     def readyz() -> JSONResponse:
         checks = {
             "database": service.queue.ping(),
-            "store_writable": os.access(service.store.root, os.W_OK),
+            **storage_health.check([service.store.state_dir, service.uploads], settings.min_free_bytes),
             "scheduler": service.scheduler.alive,
             "ray": service.scheduler.ray_ready.is_set(),
         }
@@ -368,6 +392,8 @@ def create_app(settings: Settings) -> FastAPI:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as err:
             raise HTTPException(400, f"request body is not valid JSON: {err}") from None
+        except RecursionError:
+            raise HTTPException(400, "request body is nested too deeply") from None
         if not isinstance(data, dict):
             raise HTTPException(400, "request body must be a JSON object")
         try:
@@ -375,8 +401,15 @@ def create_app(settings: Settings) -> FastAPI:
         except ValidationError as err:
             msgs = [f"{'.'.join(str(x) for x in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()]
             raise HTTPException(422, "; ".join(msgs)) from None
-        # Globs, directory walks, object listings and the SQLite commit block: off the event loop.
-        batch = await asyncio.to_thread(_submit, req)
+        # Globs, directory walks, object listings and the SQLite commit block: off the event loop,
+        # on threads of their own (uploads write on the default pool, which this cannot exhaust).
+        if not service.resolving.acquire(blocking=False):
+            raise HTTPException(429, "too many submissions being resolved at once; retry shortly",
+                                headers={"Retry-After": "1"})
+        try:
+            batch = await asyncio.get_running_loop().run_in_executor(service.resolve_pool, _submit, req)
+        finally:
+            service.resolving.release()
         service.scheduler.wake()
         return batch.to_api()
 

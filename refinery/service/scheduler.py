@@ -22,7 +22,7 @@ from typing import Callable
 
 from refinery import executor
 from refinery.batch import run_batch
-from refinery.errors import RefineryError
+from refinery.errors import RefineryError, one_line
 from refinery.pipelines import resolve
 from refinery.service.loop import BackgroundLoop
 from refinery.service.metrics import ServiceMetrics
@@ -178,7 +178,7 @@ class Scheduler(BackgroundLoop):
             self.queue.finish(batch.id, "failed", counters=merged, error=str(err))
         except Exception as err:  # noqa: BLE001 - any failure is recorded on the batch, the service lives on
             log.error("batch %s failed:\n%s", batch.id, traceback.format_exc())
-            self.queue.finish(batch.id, "failed", counters=merged, error=f"{type(err).__name__}: {err}")
+            self.queue.finish(batch.id, "failed", counters=merged, error=one_line(err))
         finally:
             self.metrics.batch_finished(pipeline, state, time.time() - start)
             self._wake.set()

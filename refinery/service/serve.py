@@ -48,6 +48,7 @@ def cmd_serve(args) -> int:
         object_roots=args.object_store_root or [],
         publish=args.publish,
         publish_retry_seconds=args.publish_retry_seconds,
+        min_free_bytes=args.min_free_bytes,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
@@ -67,6 +68,8 @@ def add_serve_parser(sub) -> None:
                         "REFINERY_S3_ENDPOINT), the one training jobs read with Corpus(URI); retried while it is down")
     s.add_argument("--publish-retry-seconds", type=float, default=5.0,
                    help="first delay before retrying a failed publish (doubles, up to 12x)")
+    s.add_argument("--min-free-bytes", type=int, default=64 << 20,
+                   help="/readyz answers 503 while the store has less free space than this")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--address", default=None, help="Ray cluster address (default: start local Ray)")
