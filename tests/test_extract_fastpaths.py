@@ -68,3 +68,21 @@ def test_prefilter_never_drops_what_langid_keeps_on_real_pages():
     dropped_pre = [r == "prefilter_language" for r in pre.reasons]
     assert sum(dropped_pre) > 10
     assert not any(k and d for k, d in zip(kept_full, dropped_pre))
+
+
+def test_deep_nesting_skips_resiliparse_main_content():
+    """resiliparse's main-content pass takes minutes on 60,000 nested elements: the prefilter
+    makes no guess for such a page (the full extractor decides), the resiliparse extractor drops it."""
+    import time
+
+    from refinery.stages.html_depth import depth_estimate
+
+    deep = ("<html><body>" + "<div>" * 100_000 + "x" + "</div>" * 100_000 + "</body></html>").encode()
+    assert depth_estimate(deep, 3000) >= 100_000
+    assert depth_estimate(b"<p>a<br>b<img src=x></p>" * 10, 5) == 1  # void elements do not nest
+    stage = make_stage(ExtractStage)
+    t = time.process_time()
+    assert stage.prefilter([deep], [None]) == [None]
+    assert time.process_time() - t < 5
+    rs = make_stage(ExtractStage, extractor="resiliparse")
+    assert rs.extract_one(deep, None)[1] == "too_complex"

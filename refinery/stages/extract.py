@@ -35,11 +35,17 @@ from trafilatura.utils import decode_file, load_html
 
 from refinery.config import StrictModel
 from refinery.stages.base import Stage, StageResult, set_column
+from refinery.stages.html_depth import too_deep
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-:.]+)""", re.I)
 TEXT_FIELD = pa.field("text", pa.string())
 PREFILTER_MAX_HTML_BYTES = 300_000  # bytes of a page the language prefilter looks at
 PREFILTER_CPU_SECONDS = 1.0  # per page; over it the prefilter makes no guess (the page is extracted)
+# Nesting deeper than this skips resiliparse's main-content pass (html_depth.py: its time grows much
+# faster than the depth, in C code the CPU guard cannot stop).  No real page of the shared sets nests
+# past 3,000; a skipped prefilter guess only means the page is extracted in full (same output).
+PREFILTER_MAX_DEPTH = 3_000
+RESILIPARSE_MAX_DEPTH = 5_000
 
 
 class ExtractOptions(StrictModel):
@@ -151,6 +157,8 @@ class ExtractStage(Stage):
         for i, (payload, charset) in enumerate(zip(htmls, charsets)):
             if payload is None or len(payload) > self.options.max_html_bytes:
                 continue
+            if too_deep(payload[:PREFILTER_MAX_HTML_BYTES], PREFILTER_MAX_DEPTH):
+                continue
             try:
                 # Bounded: the head of the page is enough for a language guess, and a pathological
                 # page (deep nesting) must not stall the batch; any failure means "no guess".
@@ -240,6 +248,8 @@ class ExtractStage(Stage):
 
     def _extract_resiliparse(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
         opts: ExtractOptions = self.options
+        if too_deep(payload, RESILIPARSE_MAX_DEPTH):
+            return None, "too_complex", f"nested deeper than {RESILIPARSE_MAX_DEPTH} elements"
         try:
             html = decode_html(payload, charset)
         except Exception as err:  # noqa: BLE001
