@@ -1,0 +1,110 @@
+"""Corpus figures for setting mixture weights: documents, tokens and bytes per language and bucket.
+
+The token count is documented and tokenizer-free: **whitespace words**, the number of
+maximal runs of non-whitespace characters in `text` (Unicode whitespace, as Python's
+`len(text.split())`), computed by Arrow's `utf8_split_whitespace`.  `bytes` is the
+UTF-8 length of `text`.  A null text counts as a document of 0 words and 0 bytes.
+
+Each commit's figures are written into its manifest (`CommitRecord.stats`) when it is
+committed; `refinery store stats` adds them up (computing them from the shards for
+manifests written before this field existed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+TOKEN_COUNT = "whitespace words of text (len(text.split()))"
+# Breakdowns: single columns and the pairs an operator sets weights on; a column the shards lack is skipped.
+DIMENSIONS: tuple[tuple[str, ...], ...] = (
+    ("language",), ("ppl_bucket",), ("quality_bucket",), ("language", "ppl_bucket"), ("language", "quality_bucket"),
+)
+NULL = "null"
+
+
+def word_counts(text: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Whitespace words per document (int64; null text: 0)."""
+    if isinstance(text, pa.ChunkedArray):
+        parts = [word_counts(c) for c in text.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    out = np.zeros(len(text), np.int64)
+    step = 2048  # bounds the list-of-words array one call builds
+    for i in range(0, len(text), step):
+        lengths = pc.list_value_length(pc.utf8_split_whitespace(text.slice(i, step)))
+        out[i:i + step] = pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False)
+    return out
+
+
+def _key(values: list[Any]) -> str:
+    return "/".join(NULL if v is None else str(v) for v in values)
+
+
+def table_stats(batches: Iterable[pa.RecordBatch | pa.Table]) -> dict[str, Any]:
+    """Totals and per-dimension figures of some rows (columns: text and whichever DIMENSIONS exist);
+    keys sorted, so the same rows give the same JSON."""
+    total = {"documents": 0, "tokens": 0, "bytes": 0}
+    by: dict[str, dict[str, dict[str, int]]] = {}
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        text = batch.column("text") if "text" in batch.schema.names else pa.nulls(batch.num_rows, pa.string())
+        words = word_counts(text)
+        nbytes = pc.fill_null(pc.binary_length(text), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        total["documents"] += batch.num_rows
+        total["tokens"] += int(words.sum())
+        total["bytes"] += int(nbytes.sum())
+        for dims in DIMENSIONS:
+            if not all(d in batch.schema.names for d in dims):
+                continue
+            cols = [batch.column(d).to_pylist() for d in dims]
+            keys = [_key(list(v)) for v in zip(*cols)]
+            uniq, inv = np.unique(np.array(keys, dtype=object), return_inverse=True)
+            table = by.setdefault("+".join(dims), {})
+            docs = np.bincount(inv, minlength=len(uniq))
+            toks = np.bincount(inv, weights=words, minlength=len(uniq))
+            byts = np.bincount(inv, weights=nbytes, minlength=len(uniq))
+            for j, k in enumerate(uniq):
+                row = table.setdefault(str(k), {"documents": 0, "tokens": 0, "bytes": 0})
+                row["documents"] += int(docs[j])
+                row["tokens"] += int(round(toks[j]))
+                row["bytes"] += int(round(byts[j]))
+    return {"token_count": "whitespace_words", **total,
+            "by": {d: dict(sorted(t.items())) for d, t in sorted(by.items())}}
+
+
+def file_batches(paths: Iterable[str | Path], read=None) -> Iterable[pa.Table]:
+    """The stats columns of Parquet shards, a row group at a time (`read`: path -> ParquetFile)."""
+    wanted = {"text", *(d for dims in DIMENSIONS for d in dims)}
+    for p in paths:
+        f = read(p) if read is not None else pq.ParquetFile(p)
+        cols = [n for n in f.schema_arrow.names if n in wanted]
+        for i in range(f.num_row_groups):
+            yield f.read_row_group(i, columns=cols)
+
+
+def shard_stats(paths: Iterable[str | Path], read=None) -> dict[str, Any]:
+    """Figures of a commit's shard files."""
+    return table_stats(file_batches(paths, read))
+
+
+def merge(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Sum of several stats dicts (commits -> store)."""
+    total = {"documents": 0, "tokens": 0, "bytes": 0}
+    by: dict[str, dict[str, dict[str, int]]] = {}
+    for p in parts:
+        for k in total:
+            total[k] += int(p.get(k, 0))
+        for dim, table in p.get("by", {}).items():
+            out = by.setdefault(dim, {})
+            for key, row in table.items():
+                acc = out.setdefault(key, {"documents": 0, "tokens": 0, "bytes": 0})
+                for k in acc:
+                    acc[k] += int(row.get(k, 0))
+    return {"token_count": "whitespace_words", **total,
+            "by": {d: dict(sorted(t.items())) for d, t in sorted(by.items())}}
