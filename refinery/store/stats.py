@@ -12,6 +12,7 @@ manifests written before this field existed).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -108,3 +109,49 @@ def merge(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                     acc[k] += int(row.get(k, 0))
     return {"token_count": "whitespace_words", **total,
             "by": {d: dict(sorted(t.items())) for d, t in sorted(by.items())}}
+
+
+def store_stats(records: Iterable[Any], open_shard=None) -> dict[str, Any]:
+    """Figures of a store: totals, per dimension, and per commit (`commits`).
+
+    Commit records written before manifests carried `stats` are measured from their
+    shards (`open_shard`: the path in the record -> ParquetFile); `computed` says so."""
+    per_commit = []
+    for rec in records:
+        figures = rec.stats or shard_stats([s.path for s in rec.shards], read=open_shard)
+        per_commit.append({"commit": rec.commit, "created_at": rec.created_at, "computed": not rec.stats, **figures})
+    return {**merge(per_commit), "token_count_definition": TOKEN_COUNT, "commits": per_commit}
+
+
+class StoreStatsCache:
+    """Running totals of a local store for the status page: each manifest is read once.
+
+    Manifests without `stats` (older commits) are counted in `commits_without_figures`
+    rather than measured here: the page must stay fast; `refinery store stats` measures them."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._lock = threading.Lock()  # the service answers requests on several threads
+        self._seen = 0
+        self._parts: list[dict[str, Any]] = []
+        self._missing = 0
+
+    def summary(self, top: int = 12) -> dict[str, Any]:
+        with self._lock:
+            return self._summary(top)
+
+    def _summary(self, top: int) -> dict[str, Any]:
+        for n in self.store.commit_numbers():
+            if n <= self._seen:
+                continue
+            rec = self.store.commit(n)
+            if rec.stats:
+                self._parts = [merge(self._parts + [rec.stats])]
+            else:
+                self._missing += 1
+            self._seen = n
+        out = merge(self._parts)
+        for dim, table in out["by"].items():  # the largest rows only: the page shows a table per dimension
+            keep = sorted(table.items(), key=lambda kv: -kv[1]["tokens"])[:top]
+            out["by"][dim] = dict(keep)
+        return {**out, "commits": self._seen, "commits_without_figures": self._missing}
