@@ -5,19 +5,25 @@ Method (docs/corpus.md, "Mixtures"):
 1. *Index.*  Each commit's shards are read once for the filter columns only (plus
    the text when shares are by tokens); every row gets at most one group.  The
    index holds (shard, row group, row, tokens) per group: no document text.
-2. *Deal.*  A commit's documents of group G, in a (seed, G, commit) permutation of
-   their row groups, are cut into `total` contiguous chunks of equal size (+-1);
-   global worker g (rank * num_workers + worker id) gets one.  Every document is
-   in exactly one worker's pool, and every worker has about 1/total of each group.
+2. *Deal.*  A commit's documents of group G, ordered by a (seed, commit) random
+   priority of their row groups (the same for every group), are cut into `total`
+   contiguous chunks of equal size (+-1); global worker g (rank * num_workers +
+   worker id) gets one.  Every document is in exactly one worker's pool, every
+   worker has about 1/total of each group, and a row group's documents of all
+   groups mostly go to one worker.
 3. *Epochs.*  A group's epoch e in worker g is a pass over its pool: pieces (one
-   row group's documents of G) permuted by (seed, G, g, e), rows inside a piece by
-   (seed, G, piece, e).  Commits joining during the epoch (follow mode) are
-   appended to it, so a document is drawn at most once per epoch of its group.
-   `max_epochs` caps the passes; a capped-out group is *dry*.
-4. *Schedule.*  Each draw takes the live group furthest behind its share
-   (smallest drawn/weight, documents or tokens, ties to the first group): in
-   every prefix of a worker's stream each group is within one document (or one
-   document's tokens) of its target, so the union of the workers is too.  A dry
+   row group's documents of G) ordered by a (seed, g, e) priority of their row
+   group (again shared by the groups, so they visit row groups in one order and
+   the reader's cache of decoded row groups serves them all), rows inside a piece
+   permuted by (seed, G, piece, e).  Commits joining during the epoch (follow
+   mode) are appended to it, so a document is drawn at most once per epoch of its
+   group.  `max_epochs` caps the passes; a capped-out group is *dry*.
+4. *Schedule.*  Each draw takes the live group with the smallest (drawn + 1) /
+   weight (D'Hondt apportionment; by tokens: drawn tokens / weight; ties to the
+   first group): in every prefix of a worker's stream no group is a whole
+   document behind its target, hence none more than (groups - 1) ahead, and the
+   union of the workers' streams is as close (by tokens: within a document's
+   tokens).  A dry
    group's share goes to the others (`on_dry: redistribute`, the others keep
    their ratios) or the stream waits for a commit that refills it (`wait`; in a
    snapshot: the stream ends).  A refilled group starts level with the others
