@@ -255,6 +255,17 @@ def test_two_ranks_three_workers_never_draw_a_document_twice_per_group_epoch(sma
     assert all(per_doc[d] == caps[group_of[d]] for d in per_doc), "repeat cap exceeded or not reached"
 
 
+def test_shares_hold_over_the_union_of_two_ranks_and_three_workers(small_store):
+    counts = Counter()
+    for rank in (0, 1):
+        ds = CorpusDataset(small_store.root, mixture=SPEC, seed=1, rank=rank, world_size=2, columns=["doc_id"])
+        for _, b in zip(range(300), StatefulLoader(ds, batch_size=10, num_workers=3)):
+            counts.update(b["group"])
+    assert sum(counts.values()) == 6000
+    for name, share in TARGET.items():
+        assert abs(counts[name] / 6000 - share) <= 0.01, (name, counts)
+
+
 def test_dataset_resume_exact_across_ranks_and_workers(small_store):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
