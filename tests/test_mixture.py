@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 import pyarrow as pa
 import pytest
 
-from corpus_helpers import SCHEMA, add_commit, make_docs
+from corpus_helpers import SCHEMA, Backend, add_commit, backend, make_docs, moto_endpoint  # noqa: F401
 from refinery.config import ShardConfig
 from refinery.corpus import Corpus
 from refinery.corpus.mixture import MixtureError, MixtureSpec
@@ -220,6 +220,18 @@ def test_bad_specs_are_clear_errors_naming_the_group(big_store, tmp_path):
         MixtureSpec.load(path)
 
 
+def test_mixture_reads_committed_shards_only_local_and_s3(tmp_path, backend: Backend):
+    st = CorpusStore(tmp_path / "s")
+    add_commit(st, make_docs("m1", 200), row_group_rows=20)
+    add_commit(st, make_docs("m2", 120, seed=1), row_group_rows=20)
+    backend.put_debris(st, make_docs("debris", 30), 3)  # uncommitted files must never be drawn
+    corpus = Corpus(backend.publish(st), **backend.options)
+    got = [d for _, d in zip(range(2000), corpus.mixture(SPEC, seed=0, columns=["doc_id"]))]
+    assert not any(d["doc_id"].startswith("debris") for d in got)
+    counts = Counter(d["group"] for d in got)
+    assert all(abs(counts[n] / 2000 - share) <= 0.01 for n, share in TARGET.items()), counts
+
+
 # -- the PyTorch dataset: the same spec over ranks x DataLoader workers -------------------------
 torch = pytest.importorskip("torch")
 from refinery.corpus.dataset import CorpusDataset, StatefulLoader  # noqa: E402
@@ -294,3 +306,22 @@ def test_dataset_resume_exact_across_ranks_and_workers(small_store):
     other = CorpusDataset(small_store.root, tok, 33, mixture=CAPPED, seed=5, rank=1, world_size=2)
     with pytest.raises(ValueError, match="mixture"):
         StatefulLoader(other, batch_size=3, num_workers=3).load_state_dict(state)
+
+
+def test_dataset_follow_mode_new_commit_joins_across_workers(tmp_path):
+    st = CorpusStore(tmp_path / "s")
+    add_commit(st, make_docs("d1", 200), row_group_rows=20)
+    ds = CorpusDataset(st.root, mixture=SPEC, seed=0, follow=True, rank=0, world_size=1, columns=["doc_id"],
+                       poll_interval=0.05, idle_timeout=5.0)
+    seen, committed = [], False
+    for step, b in enumerate(StatefulLoader(ds, batch_size=10, num_workers=2)):
+        seen += list(zip(b["doc_id"], b["group_epoch"].tolist()))
+        if not committed:
+            add_commit(st, make_docs("d2", 200, seed=1), row_group_rows=20)
+            committed = True
+        if any(d.startswith("d2-") for d, _ in seen[-10:]) and step > 50:
+            break
+    assert any(d.startswith("d2-") for d, _ in seen), "the new commit never joined"
+    assert max(Counter(seen).values()) == 1
+    state = ds.state_dict()
+    assert state["mixture"] and state["mixture_start"] == 1 and 2 in {v[0] for v in state["cursors"].values()}

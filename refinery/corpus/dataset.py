@@ -56,6 +56,9 @@ class CorpusDataset(IterableDataset):
     `list[str] -> list[list[int]]`.  Documents are joined with `eos_id` ("auto":
     the tokenizer's end-of-text token; None: no separator) and cut into samples of
     exactly `seq_len` tokens; a worker's final partial sample is dropped.
+
+    mixture: a mixture spec (YAML path, dict or MixtureSpec): documents are drawn as its
+    weighted groups say, resumable the same way (refinery/corpus/mixed_feed.py, docs/corpus.md).
     """
 
     def __init__(

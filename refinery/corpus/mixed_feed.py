@@ -37,7 +37,7 @@ def iter_mixture(ds: "CorpusDataset", g: int, total: int, start: tuple[int, ...]
 
 
 def _documents(ds: "CorpusDataset", g: int, sampler: MixtureSampler) -> Iterator[dict[str, Any]]:
-    for _, doc in DocumentReader(sampler, ds.columns):
+    for _, doc in DocumentReader(sampler, ds.columns, with_state=False):
         cursor = (*sampler.state(), 0)
         ds._cursors[g] = cursor
         sample = {c: doc[c] for c in ds.columns}
