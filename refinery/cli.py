@@ -163,13 +163,19 @@ def cmd_store_files(args) -> int:
 
 
 def cmd_store_stats(args) -> int:
-    from refinery.corpus.figures import print_stats, stats_of
+    from refinery.corpus.figures import mixture_figures, print_mixture, print_stats, stats_of
 
     figures = stats_of(args.store, args.commit, args.since)
+    if args.mixture:
+        from refinery.corpus.mixture import MixtureSpec
+
+        figures["mixture"] = mixture_figures(args.store, args.mixture, args.commit, args.since)
     if args.json:
         print(json.dumps(figures, indent=2))
-    else:
-        print_stats(args.store, figures)
+        return 0
+    print_stats(args.store, figures)
+    if args.mixture:
+        print_mixture(args.mixture, figures["mixture"], MixtureSpec.load(args.mixture).share)
     return 0
 
 
@@ -307,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--store", required=True, help="store path or object-store URI (s3://bucket/prefix)")
     stats.add_argument("--commit", type=int, default=None, help="snapshot: commits up to this one")
     stats.add_argument("--since", type=int, default=0, help="only commits after this one")
+    stats.add_argument("--mixture", default=None, metavar="FILE",
+                       help="also each group of this mixture spec: documents, tokens, natural vs target share")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(fn=cmd_store_stats)
     mirror = ssub.add_parser("mirror", help="publish a local store's new commits to object storage (shards first, manifest last)")

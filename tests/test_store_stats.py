@@ -50,6 +50,17 @@ def test_manifest_stats_and_cli_including_an_old_manifest(tmp_path, capsys):
     assert main(["store", "stats", "--store", str(st.root), "--since", "1"]) == 0
     text = capsys.readouterr().out
     assert "by language" in text and "by commit" in text and "whitespace words" in text and "70 documents" in text
+    spec = tmp_path / "mix.yaml"
+    spec.write_text("share: tokens\ngroups:\n  - {name: de, weight: 1, filter: {language: de}}\n"
+                    "  - {name: en, weight: 1, filter: {language: en}}\n")
+    assert main(["store", "stats", "--store", str(st.root), "--mixture", str(spec), "--json"]) == 0
+    rows = {r["group"]: r for r in json.loads(capsys.readouterr().out)["mixture"]}
+    de = both["by"]["de"]
+    assert rows["de"]["documents"] == de[0] and rows["de"]["tokens"] == de[1]
+    assert abs(rows["de"]["natural_share"] - de[1] / both["tokens"]) < 1e-9 and rows["de"]["target_share"] == 0.5
+    spec.write_text("groups: [{name: x, weight: 1, filter: {lang: en}}]\n")
+    assert main(["store", "stats", "--store", str(st.root), "--mixture", str(spec)]) == 2
+    assert "mixture group 'x'" in capsys.readouterr().err
 
 
 def test_status_page_shows_corpus_figures(tmp_path):

@@ -41,3 +41,33 @@ def print_stats(uri: str, figures: dict[str, Any]) -> None:
     for c in figures["commits"]:
         note = "  (measured: manifest has no stats)" if c["computed"] else ""
         print(f"  {c['commit']:>6}  {c['created_at']:<25} {c['documents']:>12,} {c['tokens']:>14,} {c['bytes']:>14,}{note}")
+
+
+def mixture_figures(uri: str, spec_path: str, commit: int | None = None, since: int = 0,
+                    **storage_options: Any) -> list[dict[str, Any]]:
+    """Per group of a mixture spec: documents and tokens it matches, its natural and target share,
+    and the upsampling factor (target / natural) — validates the spec against the store too."""
+    from refinery.corpus.mixture import MixtureSpec
+    from refinery.corpus.sampler import MixturePlan
+
+    spec = MixtureSpec.load(spec_path)
+    counting = MixtureSpec.from_dict({**spec.to_dict(), "share": "tokens"})  # word counts, same groups
+    plan = MixturePlan(Corpus(uri, **storage_options), counting, 0, since=since, commit=commit)
+    docs = [sum(len(plan.index(c)[g][0]) for c in range(since + 1, plan.start + 1)) for g in range(len(spec.groups))]
+    toks = [sum(int(plan.index(c)[g][3].sum()) for c in range(since + 1, plan.start + 1)) for g in range(len(spec.groups))]
+    size = toks if spec.share == "tokens" else docs
+    out = []
+    for g, d, t, n, target in zip(spec.groups, docs, toks, size, spec.shares):
+        natural = n / sum(size) if sum(size) else 0.0
+        out.append({"group": g.name, "documents": d, "tokens": t, "natural_share": natural, "target_share": target,
+                    "upsampling": target / natural if natural else None, "max_epochs": g.max_epochs})
+    return out
+
+
+def print_mixture(spec_path: str, rows: list[dict[str, Any]], share: str) -> None:
+    print(f"\nmixture {spec_path} (shares of {share})")
+    print(f"  {'group':<20} {'documents':>10} {'tokens':>12} {'natural':>8} {'target':>8} {'upsampling':>10} {'max_epochs':>10}")
+    for r in rows:
+        up = f"{r['upsampling']:.2f}x" if r["upsampling"] is not None else "-"
+        print(f"  {r['group']:<20} {r['documents']:>10,} {r['tokens']:>12,} {100 * r['natural_share']:>7.1f}% "
+              f"{100 * r['target_share']:>7.1f}% {up:>10} {str(r['max_epochs'] or '-'):>10}")
