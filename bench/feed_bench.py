@@ -50,6 +50,8 @@ def main() -> int:
     p.add_argument("--mixture", default=None, help="mixture spec (YAML): compare its cost per token with the plain reader")
     p.add_argument("--tokens", type=int, default=1_000_000, help="--mixture: tokens drawn per run")
     p.add_argument("--rounds", type=int, default=5, help="--mixture: rounds (plain and mixture runs alternate)")
+    p.add_argument("--documents", action="store_true",
+                   help="--mixture: documents without a tokenizer; --tokens counts whitespace words")
     args = p.parse_args()
     if args.mixture:
         return mixture_bench(args)
@@ -110,7 +112,8 @@ def _draw(ds, workers: int, batch_size: int, tokens: int) -> tuple[int, float]:
 
     got, t0 = 0, time.perf_counter()
     for batch in StatefulLoader(ds, batch_size=batch_size, num_workers=workers):
-        got += batch["input_ids"].numel()
+        # packed: tokens; --documents: whitespace words of the documents (the store stats' count)
+        got += batch["input_ids"].numel() if "input_ids" in batch else sum(len(t.split()) for t in batch["text"])
         if got >= tokens:
             break
     return got, time.perf_counter() - t0
@@ -146,7 +149,7 @@ def mixture_bench(args) -> int:
     corpus = Corpus(args.store)
     spec = MixtureSpec.load(args.mixture)
     natural = natural_spec(corpus, spec)
-    tok = train_tokenizer(corpus, None, 8192, Path("/tmp") / f"feed-bench-mix-{time.time_ns()}" / "tokenizer.json")
+    tok = None if args.documents else train_tokenizer(corpus, None, 8192, Path("/tmp") / f"feed-bench-mix-{time.time_ns()}" / "tokenizer.json")
     figures = store_stats(corpus.commits())
     describe = lambda sp: ", ".join(f"{g.name} {w:.1%}" for g, w in zip(sp.groups, sp.shares))  # noqa: E731
     print(f"store {args.store}: {corpus.latest()} commit(s), {figures['documents']} documents, "
@@ -162,13 +165,15 @@ def mixture_bench(args) -> int:
             res = {}
             for kind in order:
                 t0 = time.perf_counter()
-                ds = CorpusDataset(Corpus(args.store), tok, args.seq_len, seed=r, epochs=None, mixture=kinds[kind])
+                ds = CorpusDataset(Corpus(args.store), tok, args.seq_len if tok else None, seed=r, epochs=None,
+                                   mixture=kinds[kind], columns=["doc_id", "text"])
                 setup = time.perf_counter() - t0
                 got, dt = _draw(ds, workers, args.batch_size, args.tokens)
                 res[kind] = (got, dt, setup)
             rows.append((workers, r, res))
-    print("tokens/s exclude the dataset's setup (the mixture's index), shown apart; cost/token = seconds per token "
-          "relative to the plain reader in the same round")
+    unit = "words" if args.documents else "tokens"
+    print(f"{unit}/s exclude the dataset's setup (the mixture's index), shown apart; cost = seconds per {unit[:-1]} "
+          f"relative to the plain reader in the same round" + (" (documents, no tokenizer)" if args.documents else ""))
     print(f"{'workers':>7} {'round':>5} {'plain tok/s':>12} {'mixture tok/s':>14} {'natural tok/s':>14} "
           f"{'setup s (mix/nat)':>18} {'mixture cost':>12} {'natural cost':>12}")
     ratios: dict[tuple[int, str], list[float]] = {}
