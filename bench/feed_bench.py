@@ -50,6 +50,8 @@ def main() -> int:
     p.add_argument("--mixture", default=None, help="mixture spec (YAML): compare its cost per token with the plain reader")
     p.add_argument("--tokens", type=int, default=1_000_000, help="--mixture: tokens drawn per run")
     p.add_argument("--rounds", type=int, default=5, help="--mixture: rounds (plain and mixture runs alternate)")
+    p.add_argument("--cache-mib", type=float, default=None,
+                   help="--mixture: the reader's row-group cache (default 64 MiB); smaller than the store emulates a large one")
     p.add_argument("--documents", action="store_true",
                    help="--mixture: documents without a tokenizer; --tokens counts whitespace words")
     args = p.parse_args()
@@ -146,6 +148,10 @@ def mixture_bench(args) -> int:
     from refinery.corpus.mixture import MixtureSpec
     from refinery.store.stats import store_stats
 
+    if args.cache_mib is not None:
+        from refinery.corpus import sampler
+
+        sampler.CACHE_BYTES = int(args.cache_mib * (1 << 20))  # inherited by forked loader workers
     corpus = Corpus(args.store)
     spec = MixtureSpec.load(args.mixture)
     natural = natural_spec(corpus, spec)

@@ -431,12 +431,13 @@ class DocumentReader:
     """Turns a sampler's draws into documents; decoded row groups are kept (LRU, `cache_bytes`)
     so that the groups' pieces of one row group cost one read."""
 
-    def __init__(self, sampler: MixtureSampler, columns: Sequence[str], cache_bytes: int = CACHE_BYTES,
+    def __init__(self, sampler: MixtureSampler, columns: Sequence[str], cache_bytes: int | None = None,
                  with_state: bool = True) -> None:
         self.sampler, self.with_state = sampler, with_state
         self.columns = list(columns)
         self._tables: OrderedDict[tuple[int, int, int], pa.Table] = OrderedDict()
-        self._cache_bytes, self._held = cache_bytes, 0
+        self._cache_bytes, self._held = CACHE_BYTES if cache_bytes is None else cache_bytes, 0
+        self.reads = 0  # row groups decoded (the benchmark reports them)
         self._open: dict[int, tuple[Piece, int, dict[str, list]]] = {}  # group -> (piece, epoch, its rows' columns)
 
     def _table(self, piece: Piece) -> pa.Table:
@@ -449,6 +450,7 @@ class DocumentReader:
         shard = plan.shards(piece.commit)[piece.shard]
         read = lambda: plan.corpus.read_row_group(shard, piece.row_group, self.columns)  # noqa: E731
         t = plan.corpus.patiently(f"reading {shard.path}", read) if plan.follow else read()
+        self.reads += 1
         self._tables[key] = t
         self._held += t.nbytes
         while self._held > self._cache_bytes and len(self._tables) > 1:
