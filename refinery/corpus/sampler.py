@@ -147,9 +147,9 @@ class MixturePlan:
             n = table.num_rows
             tokens = word_counts(table.column("text")) if self.spec.share == "tokens" else np.ones(n, np.int64)
             used = self.spec.columns()
-            if "commit" in used:
+            if "commit" in used and "commit" not in table.column_names:  # a real column wins over a derived one
                 table = table.append_column("commit", pa.array(np.full(n, commit, dtype=np.int64)))
-            if "domain" in used:
+            if "domain" in used and "domain" not in table.column_names:
                 urls = table.column("url") if "url" in table.column_names else pa.nulls(n, pa.string())
                 table = table.append_column("domain", domains(urls))
             table = table.append_column("__row", pa.array(np.arange(n, dtype=np.int64)))
