@@ -42,10 +42,6 @@ def big_store(tmp_path_factory):
     return st
 
 
-def _ids(table_docs) -> set[str]:
-    return set(table_docs)
-
-
 def test_shares_within_one_percent_over_100k_documents(big_store):
     stream = Corpus(big_store.root).mixture(SPEC, seed=3, columns=["doc_id"])
     counts, per_epoch = Counter(), Counter()
