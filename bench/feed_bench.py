@@ -128,7 +128,7 @@ def natural_spec(corpus, spec):
     from refinery.corpus.mixture import MixtureSpec
     from refinery.corpus.sampler import MixturePlan
 
-    plan = MixturePlan(corpus, spec, 0)
+    plan = MixturePlan(corpus, spec, 0, count_tokens=spec.share == "tokens")
     size = [sum(int(plan.index(c)[gi][3].sum()) if spec.share == "tokens" else len(plan.index(c)[gi][0])
                 for c in range(1, plan.start + 1)) for gi in range(len(spec.groups))]
     body = spec.to_dict()

@@ -51,8 +51,7 @@ def mixture_figures(uri: str, spec_path: str, commit: int | None = None, since: 
     from refinery.corpus.sampler import MixturePlan
 
     spec = MixtureSpec.load(spec_path)
-    counting = MixtureSpec.from_dict({**spec.to_dict(), "share": "tokens"})  # word counts, same groups
-    plan = MixturePlan(Corpus(uri, **storage_options), counting, 0, since=since, commit=commit)
+    plan = MixturePlan(Corpus(uri, **storage_options), spec, 0, since=since, commit=commit, count_tokens=True)
     docs = [sum(len(plan.index(c)[g][0]) for c in range(since + 1, plan.start + 1)) for g in range(len(spec.groups))]
     toks = [sum(int(plan.index(c)[g][3].sum()) for c in range(since + 1, plan.start + 1)) for g in range(len(spec.groups))]
     size = toks if spec.share == "tokens" else docs

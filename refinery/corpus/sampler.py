@@ -2,9 +2,10 @@
 
 Method (docs/corpus.md, "Mixtures"):
 
-1. *Index.*  Each commit's shards are read once for the filter columns only (plus
-   the text when shares are by tokens); every row gets at most one group.  The
-   index holds (shard, row group, row, tokens) per group: no document text.
+1. *Index.*  Each commit's shards are read once for the filter columns only;
+   every row gets at most one group.  The index holds (shard, row group, row)
+   per group: no document text.  By tokens, a document's whitespace words are
+   counted from its text when it is drawn (the reader reads the text anyway).
 2. *Deal.*  A commit's documents of group G, ordered by a (seed, commit) random
    priority of their row groups (the same for every group), are cut into `total`
    contiguous chunks of equal size (+-1); global worker g (rank * num_workers +
@@ -87,15 +88,18 @@ class Piece:
     shard: int  # index within the commit
     row_group: int
     rows: np.ndarray  # rows within the row group, ascending
-    tokens: np.ndarray  # whitespace words of each row (1s when shares are by documents)
+    tokens: np.ndarray  # whitespace words of each row (only with MixturePlan(count_tokens=True); else 1s)
 
 
 class MixturePlan:
     """The group index of a corpus for one spec and seed; shared by all workers (picklable)."""
 
     def __init__(self, corpus: Corpus, spec: MixtureSpec, seed: int, *, since: int = 0, commit: int | None = None,
-                 follow: bool = False) -> None:
+                 follow: bool = False, count_tokens: bool = False) -> None:
+        """count_tokens: also count each document's words in the index (reads the text: for figures;
+        drawing counts a document's words when it is drawn instead)."""
         self.corpus, self.spec, self.seed, self.since, self.follow = corpus, spec, seed, since, follow
+        self.count_tokens = count_tokens
         self.start = corpus._resolve(commit)  # snapshot (or follow mode's first) commit, pinned now
         self._index: dict[int, list[tuple[np.ndarray, ...]]] = {}
         self._shards: dict[int, list[Shard]] = {}
@@ -131,7 +135,7 @@ class MixturePlan:
                                    f"it has {', '.join(schema.names)} (and derived: {', '.join(DERIVED_COLUMNS)})")
         used = set(self.spec.columns())
         cols = sorted((used - set(DERIVED_COLUMNS)) | ({"url"} if "domain" in used else set()) | {"doc_id"})
-        if self.spec.share == "tokens":
+        if self.count_tokens:
             cols.append("text")
         return [c for c in dict.fromkeys(cols) if c in names]
 
@@ -145,7 +149,7 @@ class MixturePlan:
             rg = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
             row = np.concatenate([np.arange(s, dtype=np.int32) for s in sizes]) if sizes else np.zeros(0, np.int32)
             n = table.num_rows
-            tokens = word_counts(table.column("text")) if self.spec.share == "tokens" else np.ones(n, np.int64)
+            tokens = word_counts(table.column("text")) if self.count_tokens else np.ones(n, np.int64)
             used = self.spec.columns()
             if "commit" in used and "commit" not in table.column_names:  # a real column wins over a derived one
                 table = table.append_column("commit", pa.array(np.full(n, commit, dtype=np.int64)))
@@ -397,8 +401,13 @@ class MixtureSampler:
         piece, r, epoch = order.pieces[pi], pos - start, st[b + self.EPOCH]
         st[b + self.POS] = pos + 1
         st[b + self.DOCS] += 1
-        st[b + self.TOKENS] += int(piece.tokens[self.rows_of(gi, piece, epoch)[r]]) if self.by_tokens else 1
+        if not self.by_tokens:
+            st[b + self.TOKENS] += 1
         return gi, piece, r, epoch
+
+    def count(self, gi: int, words: int) -> None:
+        """By tokens: the drawn document's whitespace words (counted by the reader from its text)."""
+        self.st[1 + GROUP_FIELDS * gi + self.TOKENS] += words
 
     def _mark(self, alive: list[bool]) -> None:
         """Flag groups that ran dry (reported once), and level the ones refilled by a new commit."""
@@ -435,6 +444,7 @@ class DocumentReader:
                  with_state: bool = True) -> None:
         self.sampler, self.with_state = sampler, with_state
         self.columns = list(columns)
+        self._read = self.columns + (["text"] if sampler.by_tokens and "text" not in self.columns else [])
         self._tables: OrderedDict[tuple[int, int, int], pa.Table] = OrderedDict()
         self._cache_bytes, self._held = CACHE_BYTES if cache_bytes is None else cache_bytes, 0
         self.reads = 0  # row groups decoded (the benchmark reports them)
@@ -448,7 +458,7 @@ class DocumentReader:
             return t
         plan = self.sampler.plan
         shard = plan.shards(piece.commit)[piece.shard]
-        read = lambda: plan.corpus.read_row_group(shard, piece.row_group, self.columns)  # noqa: E731
+        read = lambda: plan.corpus.read_row_group(shard, piece.row_group, self._read)  # noqa: E731
         t = plan.corpus.patiently(f"reading {shard.path}", read) if plan.follow else read()
         self.reads += 1
         self._tables[key] = t
@@ -477,6 +487,9 @@ class DocumentReader:
                 return
             gi, piece, r, epoch = drawn
             data = self._piece_rows(gi, piece, epoch)
+            if self.sampler.by_tokens:
+                text = data["text"][r]
+                self.sampler.count(gi, len(text.split()) if text else 0)
             doc = {c: data[c][r] for c in self.columns}
             doc["group"] = names[gi]
             doc["group_epoch"] = epoch
