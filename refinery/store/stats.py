@@ -1,8 +1,8 @@
 """Corpus figures for setting mixture weights: documents, tokens and bytes per language and bucket.
 
 The token count is documented and tokenizer-free: **whitespace words**, the number of
-maximal runs of non-whitespace characters in `text` (Unicode whitespace, as Python's
-`len(text.split())`), computed by Arrow's `utf8_split_whitespace`.  `bytes` is the
+maximal runs of non-whitespace characters in `text` (Unicode whitespace, exactly Python's
+`len(text.split())`), counted by a vectorised scan of the UTF-8 bytes (word_counts).  `bytes` is the
 UTF-8 length of `text`.  A null text counts as a document of 0 words and 0 bytes.
 
 Each commit's figures are written into its manifest (`CommitRecord.stats`) when it is
@@ -29,17 +29,63 @@ DIMENSIONS: tuple[tuple[str, ...], ...] = (
 NULL = "null"
 
 
+_ASCII_WS = np.zeros(256, dtype=bool)
+_ASCII_WS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # str.isspace() below 128
+_LEAD = np.zeros(256, dtype=bool)
+_LEAD[[0xC2, 0xE1, 0xE2, 0xE3]] = True  # first bytes of the other whitespace characters
+
+
+def _whitespace(b: np.ndarray) -> np.ndarray:
+    """Per byte of UTF-8 text: part of a whitespace character (exactly str.isspace())."""
+    ws = _ASCII_WS[b]
+    lead = np.flatnonzero(_LEAD[b])  # sparse: checked one by one, vectorised
+    if len(lead):
+        pad = np.concatenate([b, np.zeros(2, np.uint8)])
+        b0, b1, b2 = pad[lead], pad[lead + 1], pad[lead + 2]
+        two = (b0 == 0xC2) & ((b1 == 0x85) | (b1 == 0xA0))  # U+0085, U+00A0
+        three = ((b0 == 0xE2) & (b1 == 0x80) & (((b2 >= 0x80) & (b2 <= 0x8A)) | (b2 == 0xA8) | (b2 == 0xA9) | (b2 == 0xAF))) \
+            | ((b0 == 0xE2) & (b1 == 0x81) & (b2 == 0x9F)) | ((b0 == 0xE1) & (b1 == 0x9A) & (b2 == 0x80)) \
+            | ((b0 == 0xE3) & (b1 == 0x80) & (b2 == 0x80))  # U+2000..200A, 2028, 2029, 202F, 205F, 1680, 3000
+        for at, width in ((lead[two], 2), (lead[three], 3)):
+            for k in range(width):
+                ws[at + k] = True
+    return ws
+
+
 def word_counts(text: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Whitespace words per document (int64; null text: 0)."""
+    """Whitespace words per document, exactly `len(text.split())` (int64; null text: 0).
+
+    A vectorised scan of the UTF-8 bytes (a word starts at a non-whitespace byte after
+    whitespace or at the document's start): no list of words is built."""
     if isinstance(text, pa.ChunkedArray):
         parts = [word_counts(c) for c in text.chunks]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
-    out = np.zeros(len(text), np.int64)
-    step = 2048  # bounds the list-of-words array one call builds
-    for i in range(0, len(text), step):
-        lengths = pc.list_value_length(pc.utf8_split_whitespace(text.slice(i, step)))
-        out[i:i + step] = pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False)
-    return out
+    n = len(text)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    if pa.types.is_large_string(text.type):
+        off_type = np.int64
+    elif pa.types.is_string(text.type):
+        off_type = np.int32
+    else:
+        text = text.cast(pa.string())
+        off_type = np.int32
+    _, obuf, dbuf = text.buffers()
+    offsets = np.frombuffer(obuf, dtype=off_type)[text.offset:text.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(dbuf, dtype=np.uint8)[offsets[0]:offsets[-1]] if dbuf is not None else np.zeros(0, np.uint8)
+    offsets -= offsets[0]
+    ws = _whitespace(data)
+    starts = np.empty(len(data), dtype=bool)  # a word starts at a non-whitespace byte after whitespace
+    if len(data):
+        starts[0] = True
+        starts[1:] = ws[:-1]
+        starts[offsets[:-1][offsets[:-1] < len(data)]] = True  # ... or at the document's first byte
+        starts &= ~ws
+    at = np.flatnonzero(starts)
+    counts = np.diff(np.searchsorted(at, offsets)).astype(np.int64)
+    if text.null_count:
+        counts[np.asarray(text.is_null())] = 0
+    return counts
 
 
 def _key(values: list[Any]) -> str:
