@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train a small GPT on a refinery corpus store through the training feed.
 
-    python examples/pretrain_gpt.py --store STORE_OR_S3_URI [--steps 300] [--workers 4]
+    python examples/pretrain_gpt.py --store STORE_OR_S3_URI [--steps 300] [--workers 4] [--mixture FILE]
 
 Runs on CUDA when available (bf16 autocast), CPU otherwise.  Every --log-every
 steps it prints loss, tokens/s and the fraction of step time the loop spent
@@ -9,6 +9,9 @@ waiting for the data loader; the last line is a JSON summary.  --checkpoint
 saves model, optimizer and loader state (a resumed run continues the token
 stream exactly: refinery.corpus.dataset).  Without --tokenizer, a byte-level
 BPE tokenizer is trained in-process on the snapshot's text (nothing downloaded).
+--mixture FILE draws the stream as a mixture spec says (groups by language, bucket,
+domain, commit; weights; repeat caps: docs/corpus.md, "Mixtures"), e.g.
+examples/mixture.yaml (its groups' target shares are printed at the start).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", type=int, default=None, help="snapshot to train on (default: latest)")
     p.add_argument("--follow", action="store_true", help="keep reading new commits as they appear")
     p.add_argument("--filter", default=None, help='JSON dict filter, e.g. \'{"language": "en"}\'')
+    p.add_argument("--mixture", default=None, metavar="FILE", help="mixture spec (YAML): weighted groups, docs/corpus.md")
     p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: train a BPE on the snapshot)")
     p.add_argument("--vocab-size", type=int, default=8192)
     p.add_argument("--seq-len", type=int, default=256)
@@ -126,10 +130,17 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = train_tokenizer(corpus, commit, args.vocab_size, Path(args.out) / "tokenizer.json")
         print(f"trained BPE tokenizer ({tokenizer.get_vocab_size()} tokens) in {time.perf_counter() - t0:.1f}s", flush=True)
 
+    if args.mixture:
+        from refinery.corpus.mixture import MixtureSpec
+
+        spec = MixtureSpec.load(args.mixture)
+        print(f"mixture {args.mixture} ({spec.share}): " + ", ".join(f"{g.name} {w:.1%}" for g, w in zip(spec.groups, spec.shares)),
+              flush=True)
     ctx = args.seq_len
     dataset = CorpusDataset(corpus, tokenizer, ctx + 1, commit=commit, follow=args.follow, seed=args.seed,
                             epochs=args.epochs,
-                            filter=json.loads(args.filter) if args.filter else None, poll_interval=5.0)
+                            filter=json.loads(args.filter) if args.filter else None, poll_interval=5.0,
+                            mixture=args.mixture)
     loader = StatefulLoader(dataset, batch_size=args.batch_size, num_workers=args.workers,
                             pin_memory=device.type == "cuda",
                             prefetch_factor=4 if args.workers else None, persistent_workers=False)

@@ -162,6 +162,23 @@ def cmd_store_files(args) -> int:
     return 0
 
 
+def cmd_store_stats(args) -> int:
+    from refinery.corpus.figures import mixture_figures, print_mixture, print_stats, stats_of
+
+    figures = stats_of(args.store, args.commit, args.since)
+    if args.mixture:
+        from refinery.corpus.mixture import MixtureSpec
+
+        figures["mixture"] = mixture_figures(args.store, args.mixture, args.commit, args.since)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print_stats(args.store, figures)
+    if args.mixture:
+        print_mixture(args.mixture, figures["mixture"], MixtureSpec.load(args.mixture).share)
+    return 0
+
+
 def cmd_store_mirror(args) -> int:
     from refinery.corpus import mirror_store
 
@@ -292,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--store", required=True, help="store path or object-store URI (s3://bucket/prefix)")
     files.add_argument("--commit", type=int, default=None, help="snapshot: shards up to this commit")
     files.set_defaults(fn=cmd_store_files)
+    stats = ssub.add_parser("stats", help="documents and tokens (whitespace words) per language, bucket and commit")
+    stats.add_argument("--store", required=True, help="store path or object-store URI (s3://bucket/prefix)")
+    stats.add_argument("--commit", type=int, default=None, help="snapshot: commits up to this one")
+    stats.add_argument("--since", type=int, default=0, help="only commits after this one")
+    stats.add_argument("--mixture", default=None, metavar="FILE",
+                       help="also each group of this mixture spec: documents, tokens, natural vs target share")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(fn=cmd_store_stats)
     mirror = ssub.add_parser("mirror", help="publish a local store's new commits to object storage (shards first, manifest last)")
     mirror.add_argument("--store", required=True, help="local corpus store directory")
     mirror.add_argument("--to", required=True, help="destination URI, e.g. s3://bucket/corpus (endpoint: REFINERY_S3_ENDPOINT)")

@@ -56,6 +56,9 @@ class CorpusDataset(IterableDataset):
     `list[str] -> list[list[int]]`.  Documents are joined with `eos_id` ("auto":
     the tokenizer's end-of-text token; None: no separator) and cut into samples of
     exactly `seq_len` tokens; a worker's final partial sample is dropped.
+
+    mixture: a mixture spec (YAML path, dict or MixtureSpec): documents are drawn as its
+    weighted groups say, resumable the same way (refinery/corpus/mixed_feed.py, docs/corpus.md).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class CorpusDataset(IterableDataset):
         idle_timeout: float | None = None,
         tokenize_batch: int = 64,
         storage_options: dict[str, Any] | None = None,
+        mixture: Any = None,
     ) -> None:
         super().__init__()
         self.corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus, **(storage_options or {}))
@@ -112,9 +116,27 @@ class CorpusDataset(IterableDataset):
         self._next_slot = 0
         self._slot_offset = 0
         self._row_groups: dict[int, list[tuple[Shard, int]]] = {}
-        if self.commit is not None:
+        self._plan = None  # a mixture (docs/corpus.md, "Mixtures"): groups, weights, caps; see mixed_feed.py
+        self._cursor_width = 4
+        if mixture is not None:
+            self._init_mixture(mixture)
+        elif self.commit is not None:
             for c in range(since + 1, self.commit + 1):
                 self._commit_units(c)  # footers read once here, inherited by workers
+
+    def _init_mixture(self, mixture: Any, start: int | None = None) -> None:
+        from refinery.corpus.mixed_feed import cursor_width
+        from refinery.corpus.mixture import MixtureSpec
+        from refinery.corpus.sampler import MixturePlan
+
+        if self.filter is not None:
+            raise ValueError("with a mixture, put filters in its groups (filter= applies to plain streams)")
+        spec = MixtureSpec.load(mixture)
+        self._plan = MixturePlan(self.corpus, spec, self.seed, since=self.since,
+                                 commit=start if start is not None else self.commit, follow=self.follow)
+        if not self.follow:
+            self.commit = self._plan.start
+        self._cursor_width = cursor_width(self)
 
     # -- planning ----------------------------------------------------------------
     def _commit_units(self, commit: int) -> list[tuple[Shard, int]]:
@@ -228,6 +250,11 @@ class CorpusDataset(IterableDataset):
         self.num_workers = num_workers
         total = self.world_size * num_workers
         g = self.rank * num_workers + (wid + self._slot_offset) % num_workers
+        if self._plan is not None:
+            from refinery.corpus.mixed_feed import iter_mixture
+
+            yield from iter_mixture(self, g, total, self._cursors.get(g))
+            return
         start = self._cursors.get(g, (0, 0, 0))
         if self.tokenizer is None:
             yield from self._iter_documents(g, total, start)
@@ -283,14 +310,16 @@ class CorpusDataset(IterableDataset):
     # -- epochs and state ------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Start at epoch `epoch` from its beginning (each epoch has its own deterministic order)."""
+        if self._plan is not None:
+            raise ValueError("a mixture stream has no dataset epochs: each group has its own (max_epochs)")
         self.epoch = epoch
         self._cursors = {}
         self._next_slot = 0
 
     def observe(self, cursors: torch.Tensor) -> None:
         """Record the cursor of a batch handed to the training loop (done by StatefulLoader)."""
-        row = cursors.reshape(-1, 4)[-1].tolist()
-        self._cursors[int(row[0])] = (int(row[1]), int(row[2]), int(row[3]))
+        row = cursors.reshape(-1, self._cursor_width)[-1].tolist()
+        self._cursors[int(row[0])] = tuple(int(v) for v in row[1:])  # type: ignore[assignment]
         workers = self.num_workers or 1
         self._next_slot = (int(row[0]) % workers + 1) % workers
 
@@ -300,6 +329,7 @@ class CorpusDataset(IterableDataset):
             "shuffle": self.shuffle, "epochs": self.epochs, "follow": self.follow, "since": self.since, "commit": self.commit,
             "seq_len": self.seq_len, "rank": self.rank, "world_size": self.world_size,
             "num_workers": self.num_workers, "next_worker": self._next_slot, "cursors": {str(k): list(v) for k, v in sorted(self._cursors.items())},
+            **({"mixture": self._plan.spec.digest(), "mixture_start": self._plan.start} if self._plan is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -308,14 +338,21 @@ class CorpusDataset(IterableDataset):
         for key in ("seed", "shuffle", "epochs", "follow", "since", "seq_len", "rank", "world_size"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"state was saved with {key}={state[key]!r}, this dataset has {getattr(self, key)!r}")
-        if state["commit"] != self.commit:  # resume reads the snapshot it started on
+        if self._plan is not None or state.get("mixture") is not None:
+            mine = self._plan.spec.digest() if self._plan is not None else None
+            if state.get("mixture") != mine:
+                raise ValueError(f"state was saved with mixture {state.get('mixture')!r}, this dataset has {mine!r}")
+            assert self._plan is not None
+            if state["mixture_start"] != self._plan.start:  # resume on the commits the state was saved on
+                self._init_mixture(self._plan.spec, int(state["mixture_start"]))
+        elif state["commit"] != self.commit:  # resume reads the snapshot it started on
             self.commit = self.corpus._resolve(state["commit"])
             for c in range(self.since + 1, self.commit + 1):
                 self._commit_units(c)
         self.epoch = state["epoch"]
         self.num_workers = state["num_workers"]
         self._next_slot = int(state.get("next_worker", 0))
-        self._cursors = {int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in state["cursors"].items()}
+        self._cursors = {int(k): tuple(int(x) for x in v) for k, v in state["cursors"].items()}  # type: ignore[misc]
 
 
 class StatefulLoader:

@@ -224,6 +224,16 @@ class Corpus:
         except pa.ArrowInvalid as err:
             raise KeyError(f"{shard.uri}: cannot apply columns/filter: {err}") from None
 
+    # -- mixtures ------------------------------------------------------------------
+    def mixture(self, spec: Any, seed: int = 0, **options: Any):
+        """Documents drawn as the mixture `spec` says (a YAML path, dict or MixtureSpec): an iterator
+        of dicts (the columns, `group`, `group_epoch`) with state_dict()/load_state_dict().
+        Options: columns, commit, since, follow, rank, world_size, poll_interval, idle_timeout,
+        stop (refinery/corpus/sampler.py MixtureStream; method in docs/corpus.md)."""
+        from refinery.corpus.sampler import MixtureStream
+
+        return MixtureStream(self, spec, seed=seed, **options)
+
     # -- batches -----------------------------------------------------------------
     def iter_batches(
         self,

@@ -45,6 +45,7 @@ from refinery.service.queue import STATES, BatchQueue
 from refinery.service.scheduler import Scheduler
 from refinery.service.sources import SourceRefused, SourceResolver
 from refinery.store import CorpusStore
+from refinery.store.stats import StoreStatsCache
 
 log = logging.getLogger("refinery.service")
 
@@ -262,6 +263,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = service
     reader = Depends(require("reader"))
     operator = Depends(require("operator"))
+    corpus_stats = StoreStatsCache(service.store)  # per-language/bucket figures for the status page
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -341,6 +343,7 @@ def create_app(settings: Settings) -> FastAPI:
             "committed_rows": sum(t.rows.values()),
             "last_commit_time": t.last_commit_time,
             "publish": _publish_status(service.publisher),
+            "corpus_stats": corpus_stats.summary(),
             "recent": recent,
         }
 

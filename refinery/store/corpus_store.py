@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 
 from refinery.errors import StoreError
 from refinery.store.manifest import CommitRecord, FileEntry, manifest_name, parse_manifest_name
+from refinery.store.stats import shard_stats
 
 
 def _fsync_dir(path: Path) -> None:
@@ -173,7 +174,12 @@ class CorpusStore:
         `prepare(number)`, if given, runs under the lock once the commit number
         is known and before anything is published (the dedup index writes its
         segment there); it may return replacement (shards, rejects) entries.
+        The record gets the shards' figures (`stats`, refinery/store/stats.py),
+        computed before the lock is taken.
         """
+        out = staging / "out"
+        figures = lambda files: shard_stats(out / Path(f.path).name for f in files)  # noqa: E731
+        record.stats = figures(shard_files)
         with self.lock():
             existing = self.find_batch(record.batch_key)
             if existing is not None:
@@ -185,10 +191,10 @@ class CorpusStore:
                 replaced = prepare(number)
                 if replaced is not None:
                     shard_files, reject_files = replaced
+                    record.stats = figures(shard_files)
             target = self.data_dir / f"{number:08d}"
             if target.exists():  # left by a crash between the rename and the manifest write
                 shutil.rmtree(target)
-            out = staging / "out"
             out.mkdir(exist_ok=True)
             os.rename(out, target)
             _fsync_dir(self.data_dir)

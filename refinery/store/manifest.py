@@ -36,6 +36,8 @@ class CommitRecord:
     docs_out: int
     labels: dict[str, Any] = field(default_factory=dict)
     execution: dict[str, Any] = field(default_factory=dict)  # units and the Ray nodes that ran them
+    # documents/tokens/bytes per language and bucket (refinery/store/stats.py); {} in older manifests
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
