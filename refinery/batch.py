@@ -19,9 +19,8 @@ import pyarrow.parquet as pq
 
 from refinery import executor
 from refinery.config import PipelineConfig
-from refinery.counters import Counters
+from refinery.counters import Counters, in_pipeline_order
 from refinery.dedup.phase import DedupPhase
-from refinery.dedup.raw import RAW_REASON
 from refinery.pipeline import PipelineRunner
 from refinery.readers import InputFile, discover
 from refinery.schema import REJECT_SCHEMA
@@ -63,35 +62,9 @@ def _crash_point(env: str) -> None:
         os._exit(int(os.environ[env]))
 
 
-def _with_dedup(counters: Counters, dedup: DedupPhase | None) -> Counters:
-    """Worker counters with the driver's dedup decisions counted as the last stage.
-
-    Dedup decides in the driver after every per-document stage has run, so it
-    is reported last: its `in` is what the other stages kept, and the chain
-    in = out + dropped, next.in = out holds for every stage in the order shown,
-    except for raw-byte copies (`exact_raw`), which go from `read` straight to
-    dedup: read.out = extract.in + dedup.exact_raw.
-    """
-    if dedup is None:
-        return counters
-    out = Counters()
-    worker_dedup = counters.stages.get("dedup")
-    for name, c in counters.stages.items():
-        if name != "dedup":
-            out.merge(Counters.from_dict({name: c.to_dict()}))
-    last = list(out.stages.values())[-1] if out.stages else None
-    c = out.stage("dedup")
-    # Raw-byte copies (dedup/raw.py) left the workers right after `read`, before any stage ran:
-    # they enter dedup here besides what the last stage kept, and are dropped as exact_raw.
-    raw = worker_dedup.dropped.get(RAW_REASON, 0) if worker_dedup else 0
-    c.docs_in = (last.docs_out if last else 0) + raw
-    if raw:
-        c.dropped[RAW_REASON] += raw
-    c.seconds = worker_dedup.seconds if worker_dedup else 0.0
-    for reason, n in sorted(dedup.drop_counts().items()):
-        c.dropped[reason] += n
-    c.docs_out = c.docs_in - sum(c.dropped.values())
-    return out
+def _with_dedup(counters: Counters, dedup: DedupPhase | None, config: PipelineConfig) -> Counters:
+    """Worker counters with the driver's dedup decisions, in pipeline order (counters.in_pipeline_order)."""
+    return in_pipeline_order(counters, [s.name for s in config.stages], dedup.drop_counts() if dedup else None)
 
 
 def _write_outputs(config, runner, results, staging: Path, dedup: DedupPhase | None):
@@ -252,7 +225,7 @@ def _finish_batch(
         inputs=[{"uri": f.uri, "size": f.size, "xxh3_128": f.digest} for f in files],
         shards=[],
         rejects=[],
-        counters=_with_dedup(counters, dedup).to_dict(),
+        counters=_with_dedup(counters, dedup, config).to_dict(),
         docs_in=sum(r.docs_in for r in results),
         docs_out=sum(r.kept_rows for r in results) - (len(dedup.decisions.drops) if dedup else 0),
         labels=labels or {},
@@ -268,7 +241,7 @@ def _finish_batch(
         if dedup.recheck():
             shutil.rmtree(staging / "out", ignore_errors=True)
             replaced = _write_outputs(config, runner, results, staging, dedup)
-            record.counters = _with_dedup(counters, dedup).to_dict()
+            record.counters = _with_dedup(counters, dedup, config).to_dict()
             record.docs_out = sum(r.kept_rows for r in results) - len(dedup.decisions.drops)
         dedup.index.write_commit_segment(number, key, dedup.segment())
         _crash_point("REFINERY_CRASH_AFTER_INDEX")
@@ -320,4 +293,4 @@ def annotate_batch(
         os.replace(tmp, out_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return rows, _with_dedup(_merge(results), dedup)
+    return rows, _with_dedup(_merge(results), dedup, config)

@@ -62,15 +62,21 @@ class LangIdStage(Stage):
         langs, scores = self.predict(batch.column("text").to_pylist())
         opts: LangIdOptions = self.options
         reasons: list[str | None] = []
+        details: list[str | None] = []
         for lang, score in zip(langs, scores):
             if lang is None or score is None:
                 reasons.append("no_text")
+                details.append("no text to identify (text_chars=0)")
             elif self.allowed and lang not in self.allowed:
                 reasons.append("language_not_allowed")
-            elif score < opts.thresholds.get(lang, opts.min_score):
+                details.append(f"language={lang} ({score:.3f}) not in languages {sorted(self.allowed)}")
+            elif score < (limit := opts.thresholds.get(lang, opts.min_score)):
+                key = f"thresholds.{lang}" if lang in opts.thresholds else "min_score"
                 reasons.append("low_score")
+                details.append(f"language_score={score:.3f}<{limit:g} ({key}, {lang})")
             else:
                 reasons.append(None)
+                details.append(None)
         batch = set_column(batch, LANGUAGE_FIELD, langs)
         batch = set_column(batch, SCORE_FIELD, pa.array(scores, type=pa.float32()))
-        return StageResult(batch, reasons)
+        return StageResult(batch, reasons, details)

@@ -42,6 +42,17 @@ class PerplexityOptions(StrictModel):
         return self
 
 
+def _bucket_detail(ppl: float, bucket: str, cutoffs, keep: list[str]) -> str:
+    """`perplexity=912.3>612.0 (tail cutoff of en); keep_buckets [head, middle]`."""
+    if bucket == "tail":
+        where = f">{cutoffs.tail:g} (tail cutoff)"
+    elif bucket == "head":
+        where = f"<={cutoffs.head:g} (head cutoff)"
+    else:
+        where = f" in ({cutoffs.head:g}, {cutoffs.tail:g}] (middle)"
+    return f"perplexity={ppl:g}{where}; bucket {bucket} not in keep_buckets {keep}"
+
+
 class PerplexityStage(Stage):
     name = "perplexity"
     order = 50
@@ -69,6 +80,7 @@ class PerplexityStage(Stage):
         ppls: list[float | None] = []
         buckets: list[str | None] = []
         reasons: list[str | None] = []
+        details: list[str | None] = []
         max_ppl = self.options.max_perplexity
         for text, lang in zip(texts, langs):
             model = self.models.get(lang) if lang else None
@@ -78,10 +90,13 @@ class PerplexityStage(Stage):
             buckets.append(bucket)
             if bucket is not None and bucket not in self.keep:
                 reasons.append(f"bucket_{bucket}")
+                details.append(_bucket_detail(ppl, bucket, model.cutoffs, sorted(self.keep)))
             elif ppl is not None and max_ppl is not None and ppl > max_ppl:
                 reasons.append("max_perplexity")
+                details.append(f"perplexity={ppl:g}>{max_ppl:g} (max_perplexity, {lang})")
             else:
                 reasons.append(None)
+                details.append(None)
         batch = set_column(batch, PERPLEXITY_FIELD, pa.array(ppls, type=pa.float64()))
         batch = set_column(batch, BUCKET_FIELD, pa.array(buckets, type=pa.string()))
-        return StageResult(batch, reasons)
+        return StageResult(batch, reasons, details)

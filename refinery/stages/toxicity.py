@@ -90,11 +90,14 @@ class ToxicityStage(Stage):
                         out_texts[i] = cleaned
                         if not cleaned:
                             reasons[i] = "all_paragraphs_toxic"
+                            details[i] += f", none left (paragraph toxicity>={self.par_threshold:g})"
             rows = [i for i in rows if out_texts[i]]
             for i, s in zip(rows, model.scores([out_texts[i].replace("\n", " ") for i in rows])):
                 scores[i] = round(s, 6)
                 if reasons[i] is None and threshold is not None and s >= threshold:
                     reasons[i] = "toxic"
+                    note = f"; {details[i]}" if details[i] else ""
+                    details[i] = f"toxicity={round(s, 6):g}>={threshold:g} (threshold, {lang}){note}"
         batch = set_column(batch, TEXT_FIELD, pa.array(out_texts, type=pa.string()))
         batch = set_column(batch, TOXICITY_FIELD, pa.array(scores, type=pa.float64()))
         return StageResult(batch, reasons, details)
