@@ -37,15 +37,18 @@ class BatchOutcome:
     counters: Counters
 
 
-def batch_key(config: PipelineConfig, files: list[InputFile], models: dict | None = None) -> str:
+def batch_key(config: PipelineConfig, files: list[InputFile], models: dict | None = None, limit: int | None = None) -> str:
     """Identity of a batch: same inputs (by content) under the same config and models = same batch.
 
     Models count: after `refinery models build-*` replaces a model, the same input
-    is new work, not a re-run of a committed batch.
+    is new work, not a re-run of a committed batch.  So does `--limit` (a trial run
+    over the first N records is not the whole batch).
     """
     payload = {"config": config.config_hash(), "inputs": [[f.uri, f.digest] for f in files]}
     if models:
         payload["models"] = models
+    if limit is not None:
+        payload["limit"] = limit
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -163,6 +166,8 @@ def run_batch(
     on_unit_done: ProgressFn | None = None,
     labels: dict | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    limit: int | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> BatchOutcome:
     """Process `inputs` and commit the accepted documents exactly once.
 
@@ -173,18 +178,20 @@ def run_batch(
     """
     files = discover(inputs)
     runner = PipelineRunner(config, "run")
-    key = batch_key(config, files, runner.model_info())
+    key = batch_key(config, files, runner.model_info(), limit)
     existing = store.find_batch(key)
     if existing is not None:
         return BatchOutcome(existing, True, Counters.from_dict(existing.counters))
     store.gc()
-    executor.ensure_ray(address)
-    units = executor.plan(config, files)
+    _start_ray(address, on_status)
+    units = _planned(config, files, limit)
     if on_plan:
         on_plan(len(units))
     staging = store.new_staging(key)
     try:
-        return _finish_batch(config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel)
+        return _finish_batch(
+            config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel, limit
+        )
     except BaseException:
         # Any failure (a unit failed, cancel, disk full while writing shards, ...): this attempt's
         # files go now.  gc() would not remove them while this process lives (the service).
@@ -192,8 +199,28 @@ def run_batch(
         raise
 
 
+def _start_ray(address: str | None, on_status: Callable[[str], None] | None) -> None:
+    """Connect to Ray, saying so first: a local start takes seconds the operator should not stare at."""
+    import ray
+
+    if on_status is not None and not ray.is_initialized():
+        on_status(f"connecting to the Ray cluster at {address}" if address else "starting local Ray")
+    executor.ensure_ray(address)
+    if on_status is not None:
+        on_status("planning work units")
+
+
+def _planned(config: PipelineConfig, files: list[InputFile], limit: int | None) -> list:
+    units = executor.plan(config, files)
+    if limit is not None:
+        from refinery.trial import limit_units
+
+        units = limit_units(units, limit)
+    return units
+
+
 def _finish_batch(
-    config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel
+    config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel, limit=None
 ) -> BatchOutcome:
     """Execute, deduplicate, write shards and commit (run_batch's body, inside its cleanup)."""
     dedup_spec = config.stage("dedup")
@@ -229,7 +256,8 @@ def _finish_batch(
         docs_in=sum(r.docs_in for r in results),
         docs_out=sum(r.kept_rows for r in results) - (len(dedup.decisions.drops) if dedup else 0),
         labels=labels or {},
-        execution={"units": len(results), "nodes": dict(Counter(r.node_id for r in results if r.node_id))},
+        execution={"units": len(results), "nodes": dict(Counter(r.node_id for r in results if r.node_id))}
+        | ({"limit": limit} if limit is not None else {}),
     )
 
     def prepare(number: int):
@@ -259,14 +287,16 @@ def annotate_batch(
     address: str | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_unit_done: ProgressFn | None = None,
+    limit: int | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> tuple[int, Counters]:
     """Score every document with every stage; write one row per document to `out_path`.
 
     Nothing is filtered and nothing is committed; a store, if given, is only read.
     """
     files = discover(inputs)
-    executor.ensure_ray(address)
-    units = executor.plan(config, files)
+    _start_ray(address, on_status)
+    units = _planned(config, files, limit)
     if on_plan:
         on_plan(len(units))
     out_path = out_path.expanduser().resolve()

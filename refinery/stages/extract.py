@@ -34,6 +34,7 @@ from pydantic import Field
 from trafilatura.utils import decode_file, load_html
 
 from refinery.config import StrictModel
+from refinery.langcodes import LangCode
 from refinery.stages.base import Stage, StageResult, set_column
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-:.]+)""", re.I)
@@ -55,7 +56,7 @@ class ExtractOptions(StrictModel):
     include_tables: bool = True
     fast: bool = False  # trafilatura only
     min_text_chars: int = Field(1, ge=0, description="shorter extractions are dropped as empty")
-    prefilter_languages: list[str] = Field(
+    prefilter_languages: list[LangCode] = Field(
         default_factory=list,
         description="if set, pages whose raw text is confidently another language are dropped before extraction",
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import pyarrow as pa
 from pydantic import Field
 
 from refinery.config import StrictModel
+from refinery.langcodes import LangCode
 from refinery.models import BUNDLED_LID, file_sha256, lid_model_path, load_fasttext, package_version
 from refinery.stages.base import Stage, StageResult, set_column
 
@@ -15,9 +18,11 @@ SCORE_FIELD = pa.field("language_score", pa.float32())
 
 class LangIdOptions(StrictModel):
     model: str = Field(BUNDLED_LID, description="'lid.176.ftz' (bundled) or a path, e.g. to lid.176.bin")
-    languages: list[str] = Field(default_factory=list, description="allowed languages; empty allows all")
+    languages: list[LangCode] = Field(default_factory=list, description="allowed languages; empty allows all")
     min_score: float = Field(0.65, ge=0.0, le=1.0)
-    thresholds: dict[str, float] = Field(default_factory=dict, description="per-language min_score")
+    thresholds: dict[LangCode, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict, description="per-language min_score"
+    )
     max_chars: int = Field(4000, ge=50, description="characters of text given to the model")
 
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from refinery.config import StrictModel
+from refinery.langcodes import LangCode
 from refinery.errors import ModelError
 from refinery.models.registry import manifest_info, resolve_models
 from refinery.stages.base import Stage, StageResult, set_column
@@ -26,7 +27,7 @@ Bucket = Literal["head", "middle", "tail"]
 
 class PerplexityOptions(StrictModel):
     models: str = Field("default", description="model root: 'default' (shipped) or a directory with lm/<lang>/")
-    languages: list[str] | None = Field(
+    languages: list[LangCode] | None = Field(
         None, description="languages that must have a model (startup error otherwise); null: every model found"
     )
     keep_buckets: list[Bucket] = Field(default_factory=lambda: ["head", "middle", "tail"], min_length=1)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import pyarrow as pa
 from pydantic import Field
 
 from refinery.config import StrictModel
+from refinery.langcodes import LangCode
 from refinery.schema import DUP_NS, QUALITY_SIGNAL_FIELDS, TOP_NS
 from refinery.stages import text_stats as ts
 from refinery.stages.base import Stage, StageResult, set_column
@@ -39,35 +41,47 @@ DEFAULT_STOP_WORDS: dict[str, list[str]] = {
 }
 
 
+Frac = Annotated[float, Field(ge=0.0, le=1.0)]  # a fraction threshold; null switches the rule off
+Count = Annotated[int, Field(ge=0)]
+
+
+def _frac(default: float | None) -> Any:
+    return Field(default, ge=0.0, le=1.0, description="fraction in [0, 1]; null switches the rule off")
+
+
+def _count(default: int | None, minimum: int = 0) -> Any:
+    return Field(default, ge=minimum, description=f"integer >= {minimum}; null switches the rule off")
+
+
 class GopherRepetitionOptions(StrictModel):
-    dup_para_frac: float | None = 0.3
-    dup_para_char_frac: float | None = 0.2
-    dup_line_frac: float | None = 0.3
-    dup_line_char_frac: float | None = 0.2
-    top_n_grams: dict[int, float | None] = Field(default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16})
-    dup_n_grams: dict[int, float | None] = Field(
+    dup_para_frac: float | None = _frac(0.3)
+    dup_para_char_frac: float | None = _frac(0.2)
+    dup_line_frac: float | None = _frac(0.3)
+    dup_line_char_frac: float | None = _frac(0.2)
+    top_n_grams: dict[Annotated[int, Field(ge=1)], Frac | None] = Field(default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16})
+    dup_n_grams: dict[Annotated[int, Field(ge=1)], Frac | None] = Field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
     )
 
 
 class GopherQualityOptions(StrictModel):
-    min_doc_words: int | None = 50
-    max_doc_words: int | None = 100_000
-    min_avg_word_length: float | None = 3.0
-    max_avg_word_length: float | None = 10.0
-    max_symbol_word_ratio: float | None = 0.1
-    max_bullet_lines_ratio: float | None = 0.9
-    max_ellipsis_lines_ratio: float | None = 0.3
-    min_alpha_words_ratio: float | None = 0.8
-    min_stop_words: int | None = 2
-    stop_words: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_STOP_WORDS))
+    min_doc_words: int | None = _count(50)
+    max_doc_words: int | None = _count(100_000, 1)
+    min_avg_word_length: float | None = Field(3.0, ge=0.0)
+    max_avg_word_length: float | None = Field(10.0, gt=0.0)
+    max_symbol_word_ratio: float | None = Field(0.1, ge=0.0)
+    max_bullet_lines_ratio: float | None = _frac(0.9)
+    max_ellipsis_lines_ratio: float | None = _frac(0.3)
+    min_alpha_words_ratio: float | None = _frac(0.8)
+    min_stop_words: int | None = _count(2)
+    stop_words: dict[LangCode, list[str]] = Field(default_factory=lambda: dict(DEFAULT_STOP_WORDS))
 
 
 class C4Options(StrictModel):
     filter_no_terminal_punct: bool = False  # off in FineWeb; on in the original C4
-    min_num_sentences: int | None = 5
-    min_words_per_line: int | None = 3
-    max_word_length: int | None = 1000
+    min_num_sentences: int | None = _count(5)
+    min_words_per_line: int | None = _count(3)
+    max_word_length: int | None = _count(1000, 1)
     filter_lorem_ipsum: bool = True
     filter_javascript: bool = True
     filter_curly_bracket: bool = True
@@ -76,22 +90,22 @@ class C4Options(StrictModel):
 
 
 class FineWebOptions(StrictModel):
-    line_punct_thr: float | None = 0.12
+    line_punct_thr: float | None = _frac(0.12)
     line_punct_exclude_zero: bool = False
-    short_line_thr: float | None = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float | None = 0.01
-    new_line_ratio: float | None = 0.3
+    short_line_thr: float | None = _frac(0.67)
+    short_line_length: int = Field(30, ge=0)
+    char_duplicates_ratio: float | None = _frac(0.01)
+    new_line_ratio: float | None = Field(0.3, ge=0.0)
 
 
 class CjkOptions(StrictModel):
     """Character-based equivalents for languages written without spaces."""
 
-    languages: list[str] = Field(default_factory=lambda: ["zh", "ja"])
+    languages: list[LangCode] = Field(default_factory=lambda: ["zh", "ja"])
     chars_per_word: int = Field(2, ge=1, description="n-gram rules use n x this many characters")
-    min_doc_chars: int | None = 100  # replaces gopher min_doc_words
-    max_doc_chars: int | None = 300_000
-    min_words_per_line_chars: int | None = 6  # replaces c4 min_words_per_line
+    min_doc_chars: int | None = _count(100)  # replaces gopher min_doc_words
+    max_doc_chars: int | None = _count(300_000, 1)
+    min_words_per_line_chars: int | None = _count(6)  # replaces c4 min_words_per_line
 
 
 class QualityOptions(StrictModel):
