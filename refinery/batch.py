@@ -23,6 +23,7 @@ from refinery.counters import Counters, in_pipeline_order
 from refinery.dedup.phase import DedupPhase
 from refinery.pipeline import PipelineRunner
 from refinery.readers import InputFile, discover
+from refinery.resume import FinishedUnits
 from refinery.schema import REJECT_SCHEMA
 from refinery.store import CommitRecord, CorpusStore
 from refinery.store.shards import ShardWriter, iter_parts, write_shards
@@ -57,6 +58,24 @@ def _merge(results: list[executor.UnitResult]) -> Counters:
     for r in results:
         counters.merge(r.counters)
     return counters
+
+
+def _pause_after(n_units: int) -> int | None:
+    """Fault injection for tests: REFINERY_PAUSE_AFTER_UNIT_FRACTION=0.6 makes the driver stop
+    (sleep) once more than that fraction of the units is finished and saved, so a test can kill
+    the whole process tree at a known point."""
+    frac = os.environ.get("REFINERY_PAUSE_AFTER_UNIT_FRACTION")
+    if not frac:
+        return None
+    return min(n_units, int(float(frac) * n_units) + 1)
+
+
+def _pause_forever() -> None:
+    import time
+
+    print("refinery: paused for fault injection (REFINERY_PAUSE_AFTER_UNIT_FRACTION)", flush=True)
+    while True:
+        time.sleep(60)
 
 
 def _crash_point(env: str) -> None:
@@ -181,6 +200,7 @@ def run_batch(
     key = batch_key(config, files, runner.model_info(), limit)
     existing = store.find_batch(key)
     if existing is not None:
+        FinishedUnits(store.state_dir, key).discard()
         return BatchOutcome(existing, True, Counters.from_dict(existing.counters))
     store.gc()
     _start_ray(address, on_status)
@@ -226,14 +246,23 @@ def _finish_batch(
     dedup_spec = config.stage("dedup")
     raw_copies = dedup_spec is not None and dedup_spec.options.exact
     outputs = StreamingOutputs(config, runner, units, staging, store)
+    finished = FinishedUnits(store.state_dir, key)  # refinery/resume.py
+    reuse = finished.finished(units, staging)
+    finished.begin(units)
+    by_index = {u.index: u for u in units}
+    pause_after = _pause_after(len(units))
 
     def unit_done(result: executor.UnitResult) -> None:
+        if result.index not in reuse:
+            finished.save(by_index[result.index], result)  # before anything else: it survives a crash now
+            if pause_after is not None and finished.saved >= pause_after:
+                _pause_forever()
         if on_unit_done:  # progress first: taking the unit may take a moment
             on_unit_done(result)
         outputs.unit_done(result)
 
     results = executor.execute(
-        config, units, staging, "run", str(store.root), unit_done, should_cancel, raw_copies=raw_copies
+        config, units, staging, "run", str(store.root), unit_done, should_cancel, raw_copies=raw_copies, reuse=reuse
     )
     counters = _merge(results)
     shards, rejects, dedup = outputs.close()
@@ -257,6 +286,7 @@ def _finish_batch(
         docs_out=sum(r.kept_rows for r in results) - (len(dedup.decisions.drops) if dedup else 0),
         labels=labels or {},
         execution={"units": len(results), "nodes": dict(Counter(r.node_id for r in results if r.node_id))}
+        | ({"resumed_units": len(reuse)} if reuse else {})
         | ({"limit": limit} if limit is not None else {}),
     )
 
@@ -276,6 +306,7 @@ def _finish_batch(
         return replaced
 
     committed = store.commit_staged(staging, record, shards, rejects, prepare if dedup else None)
+    finished.discard()
     return BatchOutcome(committed, committed is not record, Counters.from_dict(committed.counters))
 
 
