@@ -387,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()  # inside the try: a reader that left (`| head`) is handled below
+        return code
     except BrokenPipeError:
         # `refinery status --json | head`: the reader left; not an error of ours.  Point stdout at
         # /dev/null so the interpreter's final flush does not raise again.

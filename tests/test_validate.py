@@ -105,3 +105,14 @@ def test_limit_cuts_units_to_the_first_records():
     units = [WorkUnit(0, f, 0, 4), WorkUnit(1, f, 4, 4), WorkUnit(2, f, 8, 4)]
     cut = limit_units(units, 6)
     assert [(u.index, u.start, u.count) for u in cut] == [(0, 0, 4), (1, 4, 2)]
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`refinery ... | head`: the reader leaves; no BrokenPipeError traceback, exit 0."""
+    env = {k: v for k, v in cli_env().items() if k != "PYTHONUNBUFFERED"}  # buffered, as in a shell pipe
+    proc = subprocess.Popen([sys.executable, "-m", "refinery.cli", "validate", "-v", "web-en", "web-multilingual"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)  # fmt: skip
+    proc.stdout.close()  # before the command writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(120) == 0, err
+    assert "BrokenPipe" not in err and "Traceback" not in err, err
