@@ -124,6 +124,18 @@ class Scheduler(BackgroundLoop):
             free -= 1
         return self.poll_seconds
 
+    def _log_end(self, bid: str, state: str, units_done: int, seconds: float) -> None:
+        """The `batch failed` / `batch cancelled` line, with the error as stored on the batch."""
+        if state == "committed":
+            return
+        b = self.queue.get(bid)
+        if b is None or b.state not in ("failed", "cancelled"):
+            return
+        if b.state == "failed":
+            event("failed", bid, logging.ERROR, error=b.error, seconds=round(seconds, 1))
+        else:
+            event("cancelled", bid, units_done=units_done, seconds=round(seconds, 1))
+
     def _localize(self, uri: str) -> str:
         """Object-store inputs are downloaded into <store>/state/fetched first (readers read files)."""
         if not uri.startswith("s3://"):
@@ -200,15 +212,13 @@ class Scheduler(BackgroundLoop):
         except executor.BatchCancelled:
             state = "cancelled"
             self.queue.finish(batch.id, "cancelled", counters=merged, error="cancelled while running")
-            event("cancelled", batch.id, units_done=done["units"], seconds=round(time.time() - start, 1))
         except (RefineryError, SourceRefused) as err:
             self.queue.finish(batch.id, "failed", counters=merged, error=str(err))
-            event("failed", batch.id, logging.ERROR, error=str(err), seconds=round(time.time() - start, 1))
         except Exception as err:  # noqa: BLE001 - any failure is recorded on the batch, the service lives on
             log.error("batch %s failed:\n%s", batch.id, traceback.format_exc())
             self.queue.finish(batch.id, "failed", counters=merged, error=f"{type(err).__name__}: {err}")
-            event("failed", batch.id, logging.ERROR, error=f"{type(err).__name__}: {err}", seconds=round(time.time() - start, 1))
         finally:
+            self._log_end(batch.id, state, done["units"], time.time() - start)
             self.metrics.batch_finished(pipeline, state, time.time() - start)
             self._wake.set()
 
