@@ -204,7 +204,7 @@ def run_batch(
         return BatchOutcome(existing, True, Counters.from_dict(existing.counters))
     store.gc()
     _start_ray(address, on_status)
-    units = _planned(config, files, limit)
+    units = _planned(config, files, limit, on_status)
     if on_plan:
         on_plan(len(units))
     staging = store.new_staging(key)
@@ -230,12 +230,17 @@ def _start_ray(address: str | None, on_status: Callable[[str], None] | None) -> 
         on_status("planning work units")
 
 
-def _planned(config: PipelineConfig, files: list[InputFile], limit: int | None) -> list:
-    units = executor.plan(config, files)
+def _planned(
+    config: PipelineConfig, files: list[InputFile], limit: int | None, on_status: Callable[[str], None] | None = None
+) -> list:
+    units, records = executor.plan_with_records(config, files)
     if limit is not None:
         from refinery.trial import limit_units
 
         units = limit_units(units, limit)
+        records = min(records, limit)
+    if on_status is not None:
+        on_status(f"planned {len(units)} work units over {records} input records ({len(files)} file(s))")
     return units
 
 
@@ -327,7 +332,7 @@ def annotate_batch(
     """
     files = discover(inputs)
     _start_ray(address, on_status)
-    units = _planned(config, files, limit)
+    units = _planned(config, files, limit, on_status)
     if on_plan:
         on_plan(len(units))
     out_path = out_path.expanduser().resolve()

@@ -163,9 +163,15 @@ def plan(config: PipelineConfig, files: list[InputFile]) -> list[WorkUnit]:
 
     Files are scanned (records counted, offsets found) in Ray tasks, one per file, when
     there are several: a batch of many WARC files is not scanned one by one in the driver."""
+    return plan_with_records(config, files)[0]
+
+
+def plan_with_records(config: PipelineConfig, files: list[InputFile]) -> tuple[list[WorkUnit], int]:
+    """plan(), and the number of input records the units cover (known from the scans)."""
     e = config.execution
-    scans = ray.get([_remote_scan.remote(f) for f in files]) if len(files) > 1 else None
-    return plan_units(files, e.records_per_unit, e.min_units_per_cpu * cluster_cpus(), e.min_records_per_unit, scans)
+    scans = ray.get([_remote_scan.remote(f) for f in files]) if len(files) > 1 else [scan_file(f) for f in files]
+    units = plan_units(files, e.records_per_unit, e.min_units_per_cpu * cluster_cpus(), e.min_records_per_unit, scans)
+    return units, sum(total for total, _ in scans)
 
 
 def _cancel_all(refs: list) -> None:
