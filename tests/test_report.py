@@ -95,3 +95,25 @@ def test_report_html_renders_in_headless_chromium(commit, tmp_path):
         if stage != "dedup":
             assert shown[stage] == (c["in"], sum(c["dropped"].values()), c["out"]), stage
     assert re.search(rf'data-docs-in="{rec.docs_in}" data-docs-out="{rec.docs_out}"', dom)
+
+
+def test_annotate_against_its_own_store_agrees_with_the_commit(commit, tmp_path):
+    """Annotating the committed input against the store it went to: the committed documents are
+    the kept copies (verdict keep), not copies of themselves; counters agree with the verdicts."""
+    from collections import Counter
+
+    from refinery.batch import annotate_batch
+
+    store, rec = commit
+    warc = shared("warc", "real_pages", "pages-001.warc.gz")
+    out = tmp_path / "scores.parquet"
+    rows, counters = annotate_batch(load_pipeline("pipelines/web-en.yaml"), [str(warc)], out, store)
+    table = pq.read_table(out, columns=["doc_id", "verdict"]).to_pylist()
+    kept_ids = {r["doc_id"] for e in rec.shards for r in pq.read_table(store.root / e.path, columns=["doc_id"]).to_pylist()}
+    verdicts = {r["doc_id"]: r["verdict"] for r in table}
+    assert all(verdicts[d] == "keep" for d in kept_ids), [verdicts[d] for d in kept_ids]
+    by_stage = Counter(v.split(":")[0] for v in verdicts.values() if v != "keep")
+    c = counters.to_dict()
+    for stage, n in by_stage.items():
+        assert sum(c[stage]["dropped"].values()) == n, (stage, c[stage], n)
+    assert c["read"]["in"] == rows == len(table)
