@@ -21,12 +21,14 @@ fi
 # fasttext-numpy2 (needed to train classifiers): make numpy2's copy the one installed.
 .venv/bin/python -m pip install -q --no-deps --force-reinstall "fasttext-numpy2>=0.10,<0.11"
 .venv/bin/python -c 'import fasttext; assert hasattr(fasttext, "train_supervised"), "wrong fasttext module"'
-# Service tests (tests/test_service_*.py) run a real Prometheus server and headless Chromium:
+# Service tests (tests/test_service_*.py) run a real Prometheus server and headless Chromium, and
+# check docker-compose.yml with `docker-compose config`:
 # Debian packages, installed only for --dev and only when missing.
 if [[ -n "$EXTRAS" ]]; then
   missing=()
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v chromium >/dev/null || missing+=(chromium)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates docker-compose.yml (no engine needed)
   if (( ${#missing[@]} )); then
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq

@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 
 from refinery import executor
 from refinery.config import PipelineConfig
-from refinery.counters import Counters
+from refinery.counters import Counters, in_pipeline_order
 from refinery.dedup.phase import DedupPhase
-from refinery.dedup.raw import RAW_REASON
 from refinery.pipeline import PipelineRunner
 from refinery.readers import InputFile, discover
+from refinery.resume import FinishedUnits
 from refinery.schema import REJECT_SCHEMA
 from refinery.store import CommitRecord, CorpusStore
 from refinery.store.shards import ShardWriter, iter_parts, write_shards
@@ -38,15 +38,18 @@ class BatchOutcome:
     counters: Counters
 
 
-def batch_key(config: PipelineConfig, files: list[InputFile], models: dict | None = None) -> str:
+def batch_key(config: PipelineConfig, files: list[InputFile], models: dict | None = None, limit: int | None = None) -> str:
     """Identity of a batch: same inputs (by content) under the same config and models = same batch.
 
     Models count: after `refinery models build-*` replaces a model, the same input
-    is new work, not a re-run of a committed batch.
+    is new work, not a re-run of a committed batch.  So does `--limit` (a trial run
+    over the first N records is not the whole batch).
     """
     payload = {"config": config.config_hash(), "inputs": [[f.uri, f.digest] for f in files]}
     if models:
         payload["models"] = models
+    if limit is not None:
+        payload["limit"] = limit
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -57,41 +60,33 @@ def _merge(results: list[executor.UnitResult]) -> Counters:
     return counters
 
 
+def _pause_after(n_units: int) -> int | None:
+    """Fault injection for tests: REFINERY_PAUSE_AFTER_UNIT_FRACTION=0.6 makes the driver stop
+    (sleep) once more than that fraction of the units is finished and saved, so a test can kill
+    the whole process tree at a known point."""
+    frac = os.environ.get("REFINERY_PAUSE_AFTER_UNIT_FRACTION")
+    if not frac:
+        return None
+    return min(n_units, int(float(frac) * n_units) + 1)
+
+
+def _pause_forever() -> None:
+    import time
+
+    print("refinery: paused for fault injection (REFINERY_PAUSE_AFTER_UNIT_FRACTION)", flush=True)
+    while True:
+        time.sleep(60)
+
+
 def _crash_point(env: str) -> None:
     """Fault injection for tests: exit abruptly here when `env` is set (its value is the exit code)."""
     if os.environ.get(env):
         os._exit(int(os.environ[env]))
 
 
-def _with_dedup(counters: Counters, dedup: DedupPhase | None) -> Counters:
-    """Worker counters with the driver's dedup decisions counted as the last stage.
-
-    Dedup decides in the driver after every per-document stage has run, so it
-    is reported last: its `in` is what the other stages kept, and the chain
-    in = out + dropped, next.in = out holds for every stage in the order shown,
-    except for raw-byte copies (`exact_raw`), which go from `read` straight to
-    dedup: read.out = extract.in + dedup.exact_raw.
-    """
-    if dedup is None:
-        return counters
-    out = Counters()
-    worker_dedup = counters.stages.get("dedup")
-    for name, c in counters.stages.items():
-        if name != "dedup":
-            out.merge(Counters.from_dict({name: c.to_dict()}))
-    last = list(out.stages.values())[-1] if out.stages else None
-    c = out.stage("dedup")
-    # Raw-byte copies (dedup/raw.py) left the workers right after `read`, before any stage ran:
-    # they enter dedup here besides what the last stage kept, and are dropped as exact_raw.
-    raw = worker_dedup.dropped.get(RAW_REASON, 0) if worker_dedup else 0
-    c.docs_in = (last.docs_out if last else 0) + raw
-    if raw:
-        c.dropped[RAW_REASON] += raw
-    c.seconds = worker_dedup.seconds if worker_dedup else 0.0
-    for reason, n in sorted(dedup.drop_counts().items()):
-        c.dropped[reason] += n
-    c.docs_out = c.docs_in - sum(c.dropped.values())
-    return out
+def _with_dedup(counters: Counters, dedup: DedupPhase | None, config: PipelineConfig) -> Counters:
+    """Worker counters with the driver's dedup decisions, in pipeline order (counters.in_pipeline_order)."""
+    return in_pipeline_order(counters, [s.name for s in config.stages], dedup.drop_counts() if dedup else None)
 
 
 def _write_outputs(config, runner, results, staging: Path, dedup: DedupPhase | None):
@@ -190,6 +185,8 @@ def run_batch(
     on_unit_done: ProgressFn | None = None,
     labels: dict | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    limit: int | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> BatchOutcome:
     """Process `inputs` and commit the accepted documents exactly once.
 
@@ -200,18 +197,21 @@ def run_batch(
     """
     files = discover(inputs)
     runner = PipelineRunner(config, "run")
-    key = batch_key(config, files, runner.model_info())
+    key = batch_key(config, files, runner.model_info(), limit)
     existing = store.find_batch(key)
     if existing is not None:
+        FinishedUnits(store.state_dir, key).discard()
         return BatchOutcome(existing, True, Counters.from_dict(existing.counters))
     store.gc()
-    executor.ensure_ray(address)
-    units = executor.plan(config, files)
+    _start_ray(address, on_status)
+    units = _planned(config, files, limit, on_status)
     if on_plan:
         on_plan(len(units))
     staging = store.new_staging(key)
     try:
-        return _finish_batch(config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel)
+        return _finish_batch(
+            config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel, limit
+        )
     except BaseException:
         # Any failure (a unit failed, cancel, disk full while writing shards, ...): this attempt's
         # files go now.  gc() would not remove them while this process lives (the service).
@@ -219,21 +219,55 @@ def run_batch(
         raise
 
 
+def _start_ray(address: str | None, on_status: Callable[[str], None] | None) -> None:
+    """Connect to Ray, saying so first: a local start takes seconds the operator should not stare at."""
+    import ray
+
+    if on_status is not None and not ray.is_initialized():
+        on_status(f"connecting to the Ray cluster at {address}" if address else "starting local Ray")
+    executor.ensure_ray(address)
+    if on_status is not None:
+        on_status("planning work units")
+
+
+def _planned(
+    config: PipelineConfig, files: list[InputFile], limit: int | None, on_status: Callable[[str], None] | None = None
+) -> list:
+    units, records = executor.plan_with_records(config, files)
+    if limit is not None:
+        from refinery.trial import limit_units
+
+        units = limit_units(units, limit)
+        records = min(records, limit)
+    if on_status is not None:
+        on_status(f"planned {len(units)} work units over {records} input records ({len(files)} file(s))")
+    return units
+
+
 def _finish_batch(
-    config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel
+    config, runner, files, key, units, store, staging, on_unit_done, labels, should_cancel, limit=None
 ) -> BatchOutcome:
     """Execute, deduplicate, write shards and commit (run_batch's body, inside its cleanup)."""
     dedup_spec = config.stage("dedup")
     raw_copies = dedup_spec is not None and dedup_spec.options.exact
     outputs = StreamingOutputs(config, runner, units, staging, store)
+    finished = FinishedUnits(store.state_dir, key)  # refinery/resume.py
+    reuse = finished.finished(units, staging)
+    finished.begin(units)
+    by_index = {u.index: u for u in units}
+    pause_after = _pause_after(len(units))
 
     def unit_done(result: executor.UnitResult) -> None:
+        if result.index not in reuse:
+            finished.save(by_index[result.index], result)  # before anything else: it survives a crash now
+            if pause_after is not None and finished.saved >= pause_after:
+                _pause_forever()
         if on_unit_done:  # progress first: taking the unit may take a moment
             on_unit_done(result)
         outputs.unit_done(result)
 
     results = executor.execute(
-        config, units, staging, "run", str(store.root), unit_done, should_cancel, raw_copies=raw_copies
+        config, units, staging, "run", str(store.root), unit_done, should_cancel, raw_copies=raw_copies, reuse=reuse
     )
     counters = _merge(results)
     shards, rejects, dedup = outputs.close()
@@ -252,11 +286,13 @@ def _finish_batch(
         inputs=[{"uri": f.uri, "size": f.size, "xxh3_128": f.digest} for f in files],
         shards=[],
         rejects=[],
-        counters=_with_dedup(counters, dedup).to_dict(),
+        counters=_with_dedup(counters, dedup, config).to_dict(),
         docs_in=sum(r.docs_in for r in results),
         docs_out=sum(r.kept_rows for r in results) - (len(dedup.decisions.drops) if dedup else 0),
         labels=labels or {},
-        execution={"units": len(results), "nodes": dict(Counter(r.node_id for r in results if r.node_id))},
+        execution={"units": len(results), "nodes": dict(Counter(r.node_id for r in results if r.node_id))}
+        | ({"resumed_units": len(reuse)} if reuse else {})
+        | ({"limit": limit} if limit is not None else {}),
     )
 
     def prepare(number: int):
@@ -268,13 +304,14 @@ def _finish_batch(
         if dedup.recheck():
             shutil.rmtree(staging / "out", ignore_errors=True)
             replaced = _write_outputs(config, runner, results, staging, dedup)
-            record.counters = _with_dedup(counters, dedup).to_dict()
+            record.counters = _with_dedup(counters, dedup, config).to_dict()
             record.docs_out = sum(r.kept_rows for r in results) - len(dedup.decisions.drops)
         dedup.index.write_commit_segment(number, key, dedup.segment())
         _crash_point("REFINERY_CRASH_AFTER_INDEX")
         return replaced
 
     committed = store.commit_staged(staging, record, shards, rejects, prepare if dedup else None)
+    finished.discard()
     return BatchOutcome(committed, committed is not record, Counters.from_dict(committed.counters))
 
 
@@ -286,14 +323,16 @@ def annotate_batch(
     address: str | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_unit_done: ProgressFn | None = None,
+    limit: int | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> tuple[int, Counters]:
     """Score every document with every stage; write one row per document to `out_path`.
 
     Nothing is filtered and nothing is committed; a store, if given, is only read.
     """
     files = discover(inputs)
-    executor.ensure_ray(address)
-    units = executor.plan(config, files)
+    _start_ray(address, on_status)
+    units = _planned(config, files, limit, on_status)
     if on_plan:
         on_plan(len(units))
     out_path = out_path.expanduser().resolve()
@@ -320,4 +359,4 @@ def annotate_batch(
         os.replace(tmp, out_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return rows, _with_dedup(_merge(results), dedup)
+    return rows, _with_dedup(_merge(results), dedup, config)

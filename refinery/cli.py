@@ -17,26 +17,36 @@ from refinery.errors import ConfigError, InputError, RefineryError, one_line
 
 
 class Progress:
-    """A tqdm bar counting documents (so its rate is documents/s), fed per finished work unit."""
+    """A tqdm bar over work units (so it has a total and an ETA), with documents and documents/s
+    beside it; before the bar, a line for each slow step (Ray's start-up, planning)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = None
         self.units_total = 0
         self.units_done = 0
+        self.docs = 0
+        self.started = time.perf_counter()
+
+    def status(self, message: str) -> None:
+        if self.enabled:
+            print(f"refinery: {message} ({time.perf_counter() - self.started:.1f}s)", file=sys.stderr, flush=True)
 
     def plan(self, n_units: int) -> None:
         self.units_total = n_units
+        self.t0 = time.perf_counter()
         if self.enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(unit="doc", desc="refining", file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(total=n_units, unit="unit", desc="refining", file=sys.stderr, dynamic_ncols=True)
 
     def unit_done(self, result) -> None:
         self.units_done += 1
+        self.docs += result.docs_in
         if self.bar is not None:
-            self.bar.set_postfix_str(f"units {self.units_done}/{self.units_total}", refresh=False)
-            self.bar.update(result.docs_in)
+            rate = self.docs / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.set_postfix_str(f"docs {self.docs} ({rate:.1f}/s)", refresh=False)
+            self.bar.update(1)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -69,7 +79,10 @@ def cmd_run(args) -> int:
     progress = Progress(not args.quiet)
     start = time.perf_counter()
     try:
-        outcome = run_batch(config, args.inputs, store, args.address, progress.plan, progress.unit_done)
+        outcome = run_batch(
+            config, args.inputs, store, args.address, progress.plan, progress.unit_done,
+            limit=args.limit, on_status=progress.status,
+        )
     finally:
         progress.close()
     elapsed = time.perf_counter() - start
@@ -112,7 +125,8 @@ def cmd_annotate(args) -> int:
     progress = Progress(not args.quiet)
     try:
         rows, counters = annotate_batch(
-            config, args.inputs, Path(args.out), store, args.address, progress.plan, progress.unit_done
+            config, args.inputs, Path(args.out), store, args.address, progress.plan, progress.unit_done,
+            limit=args.limit, on_status=progress.status,
         )
     finally:
         progress.close()
@@ -197,12 +211,9 @@ def cmd_store_gc(args) -> int:
 
 
 def cmd_pipelines(args) -> int:
-    from refinery.pipelines import available, resolve
+    from refinery.validate import cmd_pipelines as list_pipelines
 
-    for name, path in available().items():
-        cfg = resolve(str(path))
-        print(f"{name:<20} {path}  stages={','.join(s.name for s in cfg.stages)}")
-    return 0
+    return list_pipelines(args)
 
 
 def cmd_sample(args) -> int:
@@ -268,6 +279,16 @@ def cmd_models_ls(args) -> int:
     return 0
 
 
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refinery", description="Refinery: continuous data cleaning for LLM pretraining")
     p.add_argument("--version", action="version", version=f"refinery {__version__}")
@@ -278,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("inputs", nargs="+", metavar="INPUT", help="WARC/JSONL/Parquet files or directories")
         sp.add_argument("--address", default=None, help="Ray cluster address (default: start local Ray)")
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        sp.add_argument("--limit", type=_positive, default=None, metavar="N",
+                        help="trial run: only the first N input records (a different batch from the full one)")
 
     r = sub.add_parser("run", help="process a batch and commit the accepted documents")
     common(r, True)
@@ -373,6 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from refinery.service.client import add_client_parsers
     from refinery.service.serve import add_serve_parser
+    from refinery.validate import add_parsers as add_validate_parsers
+    from refinery.report.cli import add_parsers as add_report_parsers
+
+    add_validate_parsers(sub)
+    add_report_parsers(sub)
 
     add_serve_parser(sub)
     add_client_parsers(sub)
@@ -384,7 +412,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()  # inside the try: a reader that left (`| head`) is handled below
+        return code
+    except BrokenPipeError:
+        # `refinery status --json | head`: the reader left; not an error of ours.  Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ConfigError, InputError) as err:
         print(f"refinery: error: {err}", file=sys.stderr)
         return 2

@@ -95,60 +95,118 @@ def _format_loc(prefix: str, loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
-def _validation_message(source: str, prefix: str, err: ValidationError) -> str:
+def _model_fields(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) model at `loc`, for a did-you-mean hint on an unknown key."""
+    import typing
+
+    current = model
+    for item in loc:
+        if isinstance(item, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        info = current.model_fields.get(str(item))
+        if info is None:
+            break
+        nested = [a for a in (info.annotation, *typing.get_args(info.annotation))
+                  if isinstance(a, type) and issubclass(a, BaseModel)]  # fmt: skip
+        current = nested[0] if nested else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [n for n, f in current.model_fields.items() if not f.exclude]
+    return []
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _validation_lines(source: str, prefix: str, err: ValidationError, model: Any = None) -> list[str]:
     lines = []
     for e in err.errors():
-        key = _format_loc(prefix, tuple(e["loc"]))
-        reason = e["msg"]
+        loc = tuple(e["loc"])
+        key = _format_loc(prefix, loc)
+        reason = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            reason = "unknown key"
+            known = _model_fields(model, loc[:-1]) if model is not None else []
+            reason = "unknown key" + _did_you_mean(str(loc[-1]), known)
+            if known:
+                reason += f"; known: {', '.join(known)}"
+        elif e["type"] != "value_error" and "input" in e and not isinstance(e["input"], (dict, list, tuple)):
+            reason += f" (got {e['input']!r})"
         lines.append(f"{source}: {key}: {reason}")
-    return "\n".join(lines)
+    return lines
+
+
+def _validation_message(source: str, prefix: str, err: ValidationError, model: Any = None) -> str:
+    return "\n".join(_validation_lines(source, prefix, err, model))
 
 
 def parse_pipeline(data: Any, source: str = "<memory>") -> PipelineConfig:
-    """Validate a parsed YAML document into a PipelineConfig."""
+    """Validate a parsed YAML document into a PipelineConfig.
+
+    Every problem of the file is reported at once (one line each, in the ConfigError's message):
+    an operator fixes a file in one pass, not one error per run."""
     from refinery.stages import STAGE_TYPES
 
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    errors: list[str] = []
     data = dict(data)
     raw_stages = data.pop("stages", None)
-    if not isinstance(raw_stages, list) or not raw_stages:
-        raise ConfigError(f"{source}: stages: required, a non-empty list of single-key mappings")
+    top_fields = [n for n, f in PipelineConfig.model_fields.items() if not f.exclude]
+    for key in data:
+        if key not in top_fields:
+            errors.append(f"{source}: {key}: unknown key{_did_you_mean(str(key), top_fields)}; known: {', '.join(top_fields)}")
+    data = {k: v for k, v in data.items() if k in top_fields}
     specs: list[StageSpec] = []
+    if not isinstance(raw_stages, list) or not raw_stages:
+        errors.append(f"{source}: stages: required, a non-empty list of single-key mappings")
+        raw_stages = []
     seen: set[str] = set()
     for i, item in enumerate(raw_stages):
         where = f"stages[{i}]"
         if isinstance(item, str):
             item = {item: {}}
         if not isinstance(item, dict) or len(item) != 1:
-            raise ConfigError(f"{source}: {where}: each stage must be a mapping with exactly one key (the stage name)")
+            errors.append(f"{source}: {where}: each stage must be a mapping with exactly one key (the stage name)")
+            continue
         (name, options), = item.items()
         if name not in STAGE_TYPES:
-            raise ConfigError(f"{source}: {where}.{name}: unknown stage (known: {', '.join(sorted(STAGE_TYPES))})")
+            hint = _did_you_mean(str(name), sorted(STAGE_TYPES))
+            errors.append(f"{source}: {where}.{name}: unknown stage{hint} (known: {', '.join(sorted(STAGE_TYPES))})")
+            continue
         if name in seen:
-            raise ConfigError(f"{source}: {where}.{name}: stage listed twice")
+            errors.append(f"{source}: {where}.{name}: stage listed twice")
+            continue
         seen.add(name)
         if options is None:
             options = {}
         if not isinstance(options, dict):
-            raise ConfigError(f"{source}: {where}.{name}: options must be a mapping")
+            errors.append(f"{source}: {where}.{name}: options must be a mapping")
+            continue
+        options_model = STAGE_TYPES[name].Options
         try:
-            parsed = STAGE_TYPES[name].Options.model_validate(options)
+            parsed = options_model.model_validate(options)
         except ValidationError as err:
-            raise ConfigError(_validation_message(source, f"{where}.{name}", err)) from None
+            errors.extend(_validation_lines(source, f"{where}.{name}", err, options_model))
+            continue
         specs.append(StageSpec(name=name, options=parsed))
     order = [STAGE_TYPES[s.name].order for s in specs]
     if order != sorted(order):
-        raise ConfigError(
+        errors.append(
             f"{source}: stages: out of order; stages run as "
             + " -> ".join(sorted(STAGE_TYPES, key=lambda n: STAGE_TYPES[n].order))
         )
     try:
-        return PipelineConfig.model_validate({**data, "stages": tuple(specs), "source": source})
+        config = PipelineConfig.model_validate({**data, "stages": tuple(specs) or (StageSpec(name="-", options=None),), "source": source})
     except ValidationError as err:
-        raise ConfigError(_validation_message(source, "", err)) from None
+        errors.extend(_validation_lines(source, "", err, PipelineConfig))
+        config = None
+    if errors:
+        raise ConfigError("\n".join(errors))
+    assert config is not None
+    return config
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:

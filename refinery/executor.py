@@ -161,9 +161,15 @@ def plan(config: PipelineConfig, files: list[InputFile]) -> list[WorkUnit]:
 
     Files are scanned (records counted, offsets found) in Ray tasks, one per file, when
     there are several: a batch of many WARC files is not scanned one by one in the driver."""
+    return plan_with_records(config, files)[0]
+
+
+def plan_with_records(config: PipelineConfig, files: list[InputFile]) -> tuple[list[WorkUnit], int]:
+    """plan(), and the number of input records the units cover (known from the scans)."""
     e = config.execution
-    scans = ray.get([_remote_scan.remote(f) for f in files]) if len(files) > 1 else None
-    return plan_units(files, e.records_per_unit, e.min_units_per_cpu * cluster_cpus(), e.min_records_per_unit, scans)
+    scans = ray.get([_remote_scan.remote(f) for f in files]) if len(files) > 1 else [scan_file(f) for f in files]
+    units = plan_units(files, e.records_per_unit, e.min_units_per_cpu * cluster_cpus(), e.min_records_per_unit, scans)
+    return units, sum(total for total, _ in scans)
 
 
 def _cancel_all(refs: list) -> None:
@@ -184,10 +190,13 @@ def execute(
     on_unit_done: Callable[[UnitResult], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     raw_copies: bool = False,
+    reuse: dict[int, UnitResult] | None = None,
 ) -> list[UnitResult]:
     """Run all units on Ray with a bounded number in flight; results in unit order.
 
     `raw_copies`: drop raw-byte copies before any stage runs (RawCopyGate).
+    `reuse`: results of units finished by an earlier attempt (refinery/resume.py), by unit
+    index: those units are not run again; they reach `on_unit_done` first.
     `on_unit_done` sees each result as it arrives (any order).  `should_cancel` is
     polled between results (at least every half second): when it answers True
     BatchCancelled is raised.  On any exception (cancel, a failed unit) the
@@ -200,13 +209,22 @@ def execute(
     gate = RawCopyGate(units, max(64, 8 * limit)) if raw_copies else None
     pending: dict = {}
     results: dict[int, UnitResult] = {}
-    queue = list(units)
+    reuse = reuse or {}
+    position = {u.index: i for i, u in enumerate(units)}
+    for u in units:
+        if u.index in reuse:
+            results[u.index] = reuse[u.index]
+            if on_unit_done:
+                on_unit_done(reuse[u.index])
+    queue = [u for u in units if u.index not in reuse]
+    if not queue:
+        gate = None  # nothing left to run: no skips needed
     if gate is not None:
         gate.submit()
     try:
         while queue or pending:
             # with the gate, a unit starts once the hashing tasks of all units up to it have answered
-            while queue and len(pending) < limit and (gate is None or len(units) - len(queue) < gate.ready):
+            while queue and len(pending) < limit and (gate is None or position[queue[0].index] < gate.ready):
                 unit = queue.pop(0)
                 skip = gate.skips(unit) if gate is not None else None
                 ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, store_root, skip)

@@ -66,7 +66,9 @@ class PipelineRunner:
             info.update(stage.model_info())
         return info
 
-    def _rejects(self, batch: pa.RecordBatch, mask: list[bool], stage: str, reasons, details, dup_of) -> list[dict]:
+    def _rejects(
+        self, batch: pa.RecordBatch, mask: list[bool], stage: str, reasons, details, dup_of, extra: dict | None = None
+    ) -> list[dict]:
         policy = self.config.rejects
         if policy.mode == "none":
             return []
@@ -90,6 +92,8 @@ class PipelineRunner:
                 text=texts[i] if texts else None,
             )
             row.update({c: values[i] for c, values in scores.items()})
+            if extra:
+                row.update({c: values[i] for c, values in extra.items() if values[i] is not None})
             rows.append(row)
         return rows
 
@@ -125,14 +129,17 @@ class PipelineRunner:
 
         for stage in self.stages:
             c = counters.stage(stage.name)
-            c.docs_in += batch.num_rows
+            # annotate keeps every row; its counters count the documents no earlier rule dropped, so
+            # they agree with the verdicts (in = out + dropped, next in = out) as in run mode
+            c.docs_in += batch.num_rows if self.mode == "run" else verdict.count(None)
             if batch.num_rows == 0:
                 continue
             start = time.perf_counter()
             result = stage.process(batch)
             c.seconds += time.perf_counter() - start
             batch = self._apply(
-                result.batch, stage.name, result.reasons, result.details, result.dup_of, c, reject_rows, verdict
+                result.batch, stage.name, result.reasons, result.details, result.dup_of, c, reject_rows, verdict,
+                result.reject_columns,
             )
         if self.mode == "annotate":
             batch = batch.append_column(VERDICT_FIELD, pa.array([v or "keep" for v in verdict], pa.string()))
@@ -153,22 +160,26 @@ class PipelineRunner:
         c.docs_in += n
         c.dropped[RAW_REASON] += n
         reasons = [RAW_REASON if m else None for m in mask]
-        reject_rows.extend(self._rejects(batch, mask, "dedup", reasons, None, firsts))
+        details = ["this batch: same raw HTML bytes and charset as dup_of (dropped before extraction)" if m else None for m in mask]
+        reject_rows.extend(self._rejects(batch, mask, "dedup", reasons, details, firsts))
         return batch.filter(pc.invert(pa.array(mask, pa.bool_())))
 
-    def _apply(self, batch, stage_name, reasons, details, dup_of, c, reject_rows, verdict) -> pa.RecordBatch:
+    def _apply(self, batch, stage_name, reasons, details, dup_of, c, reject_rows, verdict, extra=None) -> pa.RecordBatch:
         mask = [r is not None for r in reasons]
+        if self.mode == "annotate":
+            for i, r in enumerate(reasons):
+                if verdict[i] is None:
+                    if r is None:
+                        c.docs_out += 1
+                    else:
+                        verdict[i] = f"{stage_name}:{r}"
+                        c.dropped[r] += 1
+            return batch
         for r in reasons:
             if r is not None:
                 c.dropped[r] += 1
-        if self.mode == "annotate":
-            for i, r in enumerate(reasons):
-                if r is not None and verdict[i] is None:
-                    verdict[i] = f"{stage_name}:{r}"
-            c.docs_out += batch.num_rows - sum(mask)
-            return batch
         if any(mask):
-            reject_rows.extend(self._rejects(batch, mask, stage_name, reasons, details, dup_of))
+            reject_rows.extend(self._rejects(batch, mask, stage_name, reasons, details, dup_of, extra))
             batch = batch.filter(pc.invert(pa.array(mask, pa.bool_())))
         c.docs_out += batch.num_rows
         return batch

@@ -28,6 +28,12 @@ def available() -> dict[str, Path]:
 
 def resolve(spec: str) -> PipelineConfig:
     path = Path(spec)
+    if path.suffix in (".yaml", ".yml") and not path.exists() and path.stem in available():
+        # `--pipeline pipelines/web-en.yaml` typed outside the checkout: the shipped name works anywhere
+        raise ConfigError(
+            f"{spec}: no such file here ({Path.cwd()}); the shipped pipeline of that name is "
+            f"`--pipeline {path.stem}` ({available()[path.stem]})"
+        )
     if path.suffix in (".yaml", ".yml") or path.exists():
         return load_pipeline(path)
     named = available()

@@ -99,3 +99,11 @@ def test_compose_file_validates():
     assert r.returncode == 0, r.stderr
     cfg = yaml.safe_load(r.stdout)
     assert {"ray-head", "ray-worker-1", "ray-worker-2", "refinery", "prometheus", "grafana", "minio"} <= set(cfg["services"])
+    services = cfg["services"]
+    # the service is a Ray driver on a Ray node of its own (issue 19), not a bare client of ray-head:6379
+    command = " ".join(services["refinery"]["command"])
+    assert "ray start --address=ray-head:6379 --num-cpus=0" in command and "--address auto" in command
+    # the image's HEALTHCHECK probes :8080, which Ray nodes do not serve: each Ray node overrides it
+    for name in ("ray-head", "ray-worker-1", "ray-worker-2"):
+        test = services[name]["healthcheck"]["test"]
+        assert test == ["NONE"] or test[:3] == ["CMD", "ray", "status"], (name, test)

@@ -137,6 +137,7 @@ class _FirstKept:
 class DedupPhase:
     def __init__(self, options: DedupOptions, store: CorpusStore | None, writable: bool) -> None:
         self.options = options
+        self.writable = writable
         self.index: DedupIndex | None = open_index(store, options, writable) if store else None
         self.decisions = Decisions()
         self.seen_upto = 0  # newest commit decided against
@@ -226,11 +227,17 @@ class DedupPhase:
         o = self.options
         use_ex = (ex_ord != NO_MATCH) & (ex_ord >= min_ordinal) if o.exact else np.zeros(len(pos), bool)
         use_near = (near_ord != NO_MATCH) & (near_ord >= min_ordinal) & ~use_ex if o.near else np.zeros(len(pos), bool)
-        for i in np.flatnonzero(use_ex | use_near).tolist():
+        hits = use_ex | use_near
+        for i in np.flatnonzero(hits).tolist():
             ordinal = int(ex_ord[i] if use_ex[i] else near_ord[i])
             kept_id, commit = self.index.locate(ordinal)
+            if not self.writable and kept_id == doc_ids[i]:
+                # annotate against the store this very document was committed to: it is the kept
+                # copy, not a copy of itself
+                hits[i] = False
+                continue
             d.drops[int(pos[i])] = Drop("exact" if use_ex[i] else "near", kept_id, f"commit {commit:08d}")
-        return use_ex | use_near
+        return hits
 
     def recheck(self) -> bool:
         """Under the commit lock: drop kept documents that commits made since `decide` already hold."""
@@ -270,7 +277,7 @@ class DedupPhase:
 
     def copy_filter(self, runner, rejects_path: Path) -> "CopyFilter":
         """A filter fed the parts in unit order, each once its documents are decided."""
-        return CopyFilter(self.decisions, runner, rejects_path)
+        return CopyFilter(self.decisions, runner, rejects_path, self.options)
 
     def annotate_parts(self, parts: list[str | None]) -> Iterator[pa.RecordBatch]:
         """Every row of the parts with `dup_of` filled and the verdict of copies set to dedup:<reason>."""
@@ -293,13 +300,29 @@ class DedupPhase:
 
 
 
+def explain(drop: Drop, options: DedupOptions | None) -> str:
+    """The rejects table's detail: where the kept copy is, then the rule and its threshold.
+
+    `commit 00000003: ...` / `this batch: ...` stays the prefix (scripts split on ':')."""
+    if drop.reason == "exact":
+        return f"{drop.detail}: same content_hash (normalised text) as dup_of"
+    if drop.reason == "near" and options is not None:
+        b, r = options.bands, options.rows
+        return (
+            f"{drop.detail}: shares a MinHash LSH band with dup_of (bands={b}, rows={r}: "
+            f"Jaccard threshold ~(1/bands)^(1/rows)={(1 / b) ** (1 / r):.2f})"
+        )
+    return drop.detail
+
+
 class CopyFilter:
     """Removes the copies from parts fed in unit order; copies become reject rows."""
 
-    def __init__(self, decisions: Decisions, runner, rejects_path: Path) -> None:
+    def __init__(self, decisions: Decisions, runner, rejects_path: Path, options: DedupOptions | None = None) -> None:
         from refinery.schema import REJECT_SCHEMA
         from refinery.store.shards import PartWriter
 
+        self.options = options
         self.decisions = decisions
         self.runner = runner
         self.writer = PartWriter(rejects_path, REJECT_SCHEMA)
@@ -321,7 +344,7 @@ class CopyFilter:
                 dup_of: list = [None] * n
                 for i in hit:
                     drop = drops[offset + i]
-                    mask[i], reasons[i], details[i], dup_of[i] = True, drop.reason, drop.detail, drop.dup_of
+                    mask[i], reasons[i], details[i], dup_of[i] = True, drop.reason, explain(drop, self.options), drop.dup_of
                 rows = self.runner._rejects(batch, mask, STAGE, reasons, details, dup_of)
                 if rows:
                     self.writer.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))

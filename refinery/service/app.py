@@ -264,6 +264,9 @@ def create_app(settings: Settings) -> FastAPI:
     reader = Depends(require("reader"))
     operator = Depends(require("operator"))
     corpus_stats = StoreStatsCache(service.store)  # per-language/bucket figures for the status page
+    from refinery.service.reports import register as register_reports
+
+    register_reports(app, service, reader)  # report, status-page batch detail, favicon
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -321,6 +324,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/overview", tags=["status"], summary="Aggregates for the status page (no paths, no labels)")
     def overview() -> dict:
+        from refinery.service.reports import kept_fraction, redact_paths
+
         t = service.metrics.totals
         t.refresh()
         recent = []
@@ -330,7 +335,8 @@ def create_app(settings: Settings) -> FastAPI:
                 "id": b.id, "state": b.state, "pipeline": b.pipeline, "origin": b.origin,
                 "created_at": b.created_at, "seconds": round(end - b.started_at, 1) if b.started_at else None,
                 "units_done": b.units_done, "units_total": b.units_total, "documents": b.docs_done,
-                "commit": b.commit_id,
+                "commit": b.commit_id, "error": redact_paths(b.error),
+                "kept_fraction": kept_fraction(b.counters) if b.state == "committed" else None,
             })
         return {
             "now": time.time(),

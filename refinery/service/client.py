@@ -109,22 +109,54 @@ def cmd_batches(args) -> int:
     print("  ".join(f"{k}={v}" for k, v in counts.items()))
     for b in out["batches"]:
         print(_line(b))
+        if b.get("error") and b["state"] in ("failed", "cancelled"):
+            print(f"    error: {_one_line(b['error'])}")
     return 0
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _watch(c: Client, bid: str, as_json: bool) -> int:
+    """Follow a batch to its end: a live bar on a terminal (one line per change otherwise), then
+    the per-stage table of the commit (or the error)."""
+    import sys
+
+    live = not as_json and sys.stderr.isatty()
+    bar = None
     last = None
     while True:
         b = c.batch(bid)
-        line = _line(b)
-        if line != last and not as_json:
-            print(line, flush=True)
-            last = line
+        p = b["progress"]
+        if live:
+            if bar is None and p["units_total"]:
+                from tqdm import tqdm
+
+                bar = tqdm(total=p["units_total"], unit="unit", desc=bid[:8], file=sys.stderr, dynamic_ncols=True)
+            if bar is not None:
+                bar.update(p["units_done"] - bar.n)
+                bar.set_postfix_str(f"{b['state']}, docs {p['documents_done']}", refresh=True)
+        elif not as_json:
+            line = _line(b)
+            if line != last:
+                print(line, flush=True)
+                last = line
         if b["state"] in TERMINAL:
+            if bar is not None:
+                bar.close()
             if as_json:
                 print(json.dumps(b, indent=2))
-            elif b.get("error"):
-                print(f"  error: {b['error']}")
+            else:
+                if live:
+                    print(_line(b))
+                if b.get("counters") and b["state"] == "committed":
+                    from refinery.counters import Counters
+
+                    print(Counters.from_dict(b["counters"]).table())
+                if b.get("error"):
+                    print(f"  error: {b['error']}")
             return 0 if b["state"] == "committed" else 1
         time.sleep(1.0)
 

@@ -154,6 +154,7 @@ class CommitTotals:
         self.input_bytes: PyCounter = PyCounter()
         self.docs_in: PyCounter = PyCounter()
         self.languages: PyCounter = PyCounter()
+        self.pipeline_languages: PyCounter = PyCounter()  # (pipeline, language) -> documents
         self.last_commit_time: float | None = None
 
     def refresh(self) -> None:
@@ -167,7 +168,9 @@ class CommitTotals:
                 self.input_bytes[p] += sum(int(i.get("size", 0)) for i in rec.inputs)
                 self.docs_in[p] += rec.docs_in
                 for s in rec.shards:
-                    self.languages.update(self._languages(self.store.root / s.path))
+                    counts = self._languages(self.store.root / s.path)
+                    self.languages.update(counts)
+                    self.pipeline_languages.update({(p, code): n for code, n in counts.items()})
                 self.last = rec.commit
                 mtime = (self.store.manifest_dir / f"{rec.commit:08d}.json").stat().st_mtime
                 self.last_commit_time = max(self.last_commit_time or 0.0, mtime)
@@ -309,8 +312,18 @@ class _StoreCollector:
             for pipeline, v in sorted(values.items()):
                 c.add_metric([pipeline], v)
             yield c
+        by_pipeline = CounterMetricFamily(
+            "refinery_committed_language_documents", "Committed documents by pipeline and detected language",
+            labels=["pipeline", "language"],
+        )
+        for (pipeline, code), v in sorted(t.pipeline_languages.items()):
+            by_pipeline.add_metric([pipeline, code], v)
+        yield by_pipeline
         lang = CounterMetricFamily(
-            "refinery_committed_documents_by_language", "Committed documents by detected language", labels=["language"]
+            "refinery_committed_documents_by_language",
+            "DEPRECATED (removed in the next release): use refinery_committed_language_documents_total, "
+            "which has the pipeline label",
+            labels=["language"],
         )
         for code, v in sorted(t.languages.items()):
             lang.add_metric([code], v)
@@ -320,7 +333,9 @@ class _StoreCollector:
                 "refinery_last_commit_timestamp_seconds", "Unix time of the newest commit", value=t.last_commit_time
             )
             yield GaugeMetricFamily(
-                "refinery_seconds_since_last_commit", "Seconds since the newest commit", value=max(0.0, time.time() - t.last_commit_time)
+                "refinery_seconds_since_last_commit",
+                "DEPRECATED (removed in the next release): use time() - refinery_last_commit_timestamp_seconds",
+                value=max(0.0, time.time() - t.last_commit_time),
             )
         sizes = dedup_index_size(m.store)
         if sizes:
@@ -332,7 +347,21 @@ class _StoreCollector:
             "refinery_state_bytes", "Bytes under <store>/state (queue database, uploads, dedup index)", value=_dir_bytes(m.store.state_dir)
         )
         yield GaugeMetricFamily("refinery_start_time_seconds", "Unix time the service started", value=m._started)
+        yield build_info()
         yield from _publish_metrics(m.publisher)
+
+
+def build_info() -> GaugeMetricFamily:
+    """`refinery_build_info{version, python, ray} 1`: which build a scrape target runs."""
+    import platform
+
+    from refinery import __version__
+    from refinery.models import package_version
+
+    g = GaugeMetricFamily("refinery_build_info", "Always 1; the labels say which build runs",
+                          labels=["version", "python", "ray"])  # fmt: skip
+    g.add_metric([__version__, platform.python_version(), package_version("ray") or "unknown"], 1)
+    return g
 
 
 def _publish_metrics(p) -> Iterator:

@@ -189,7 +189,11 @@ class BatchQueue:
             # read back in the same transaction: the scheduler may claim it the moment we commit
             return _row_to_batch(db.execute("SELECT * FROM batches WHERE id=?", (bid,)).fetchone())
 
-        return self._tx(fn)
+        batch = self._tx(fn)
+        from refinery.service.events import event
+
+        event("queued", bid, pipeline=pipeline, origin=origin, priority=priority, inputs=len(inputs))
+        return batch
 
     def claim_next(self) -> Batch | None:
         """Atomically move the most urgent queued batch to running (priority, then age)."""
@@ -258,7 +262,12 @@ class BatchQueue:
                 db.execute("UPDATE batches SET cancel_requested=1 WHERE id=?", (bid,))
             return row["state"]
 
-        return self._tx(fn)
+        before = self._tx(fn)
+        if before in ("queued", "running"):
+            from refinery.service.events import event
+
+            event("cancelled" if before == "queued" else "cancel_requested", bid, was=before)
+        return before
 
     def retry(self, bid: str) -> str | None:
         """Requeue a failed or cancelled batch; returns the state before, None if unknown."""
@@ -274,7 +283,12 @@ class BatchQueue:
                 )
             return row["state"]
 
-        return self._tx(fn)
+        before = self._tx(fn)
+        if before in ("failed", "cancelled"):
+            from refinery.service.events import event
+
+            event("queued", bid, retry_of=before)
+        return before
 
     def requeue_running(self) -> list[str]:
         """At startup: what was running when the service died goes back to the queue."""

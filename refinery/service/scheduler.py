@@ -15,15 +15,18 @@ commit (or there is none and the batch is re-run and committed once).
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from typing import Callable
 
 from refinery import executor
 from refinery.batch import run_batch
 from refinery.errors import RefineryError, one_line
 from refinery.pipelines import resolve
+from refinery.service.events import Throttle, event
 from refinery.service.loop import BackgroundLoop
 from refinery.service.metrics import ServiceMetrics
 from refinery.service.queue import Batch, BatchQueue
@@ -68,6 +71,15 @@ class Scheduler(BackgroundLoop):
             log.warning("requeued %d batch(es) that were running when the service stopped: %s", len(requeued), requeued)
         super().start()
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop claiming batches.  A batch still running stays `running` in the queue (its units'
+        work is not committed) and is requeued when the service starts again: logged as parked."""
+        with self._lock:
+            alive = [b for b, t in self._running.items() if t.is_alive()]
+        for bid in alive:
+            event("parked", bid, reason="service stopping; requeued at the next start")
+        super().stop(timeout)
+
     def running_ids(self) -> list[str]:
         with self._lock:
             return list(self._running)
@@ -83,7 +95,8 @@ class Scheduler(BackgroundLoop):
         if self.ray_ready.is_set():
             return True
         try:
-            executor.ensure_ray(self.address)
+            with _keep_sigterm_handler():
+                executor.ensure_ray(self.address)
         except Exception as err:  # noqa: BLE001 - reported by /readyz, retried every 5 s
             self.ray_error = f"cannot start or reach Ray: {err}"
             log.error(self.ray_error)
@@ -111,6 +124,18 @@ class Scheduler(BackgroundLoop):
             free -= 1
         return self.poll_seconds
 
+    def _log_end(self, bid: str, state: str, units_done: int, seconds: float) -> None:
+        """The `batch failed` / `batch cancelled` line, with the error as stored on the batch."""
+        if state == "committed":
+            return
+        b = self.queue.get(bid)
+        if b is None or b.state not in ("failed", "cancelled"):
+            return
+        if b.state == "failed":
+            event("failed", bid, logging.ERROR, error=b.error, seconds=round(seconds, 1))
+        else:
+            event("cancelled", bid, units_done=units_done, seconds=round(seconds, 1))
+
     def _localize(self, uri: str) -> str:
         """Object-store inputs are downloaded into <store>/state/fetched first (readers read files)."""
         if not uri.startswith("s3://"):
@@ -128,12 +153,21 @@ class Scheduler(BackgroundLoop):
         pipeline = batch.pipeline
         last_write = [0.0]
 
+        planned = {"units": 0}
+        progress_due = Throttle()
+        event("started", batch.id, pipeline=pipeline, attempt=batch.attempts, inputs=len(batch.inputs))
+
         def on_plan(n: int) -> None:
+            planned["units"] = n
             self.queue.set_plan(batch.id, n)
+            event("planned", batch.id, units=n)
+            progress_due()  # the first progress line comes one period after the plan
 
         def on_unit_done(result: executor.UnitResult) -> None:
             done["units"] += 1
             done["docs"] += result.docs_in
+            if progress_due() and done["units"] < planned["units"]:
+                event("progress", batch.id, units_done=done["units"], units_total=planned["units"], documents=done["docs"])
             _merge_into(merged, result.counters)
             self.metrics.unit_done(pipeline, result.counters)
             now = time.time()
@@ -169,6 +203,10 @@ class Scheduler(BackgroundLoop):
                 counters=outcome.record.counters,
                 already_committed=outcome.already_committed,
             )
+            rec = outcome.record
+            event("committed", batch.id, commit=rec.commit, docs_in=rec.docs_in, docs_out=rec.docs_out,
+                  kept_fraction=round(rec.docs_out / rec.docs_in, 4) if rec.docs_in else None,
+                  already_committed=outcome.already_committed, seconds=round(time.time() - start, 1))  # fmt: skip
             if self.on_commit is not None:
                 self.on_commit()
         except executor.BatchCancelled:
@@ -180,8 +218,24 @@ class Scheduler(BackgroundLoop):
             log.error("batch %s failed:\n%s", batch.id, traceback.format_exc())
             self.queue.finish(batch.id, "failed", counters=merged, error=one_line(err))
         finally:
+            self._log_end(batch.id, state, done["units"], time.time() - start)
             self.metrics.batch_finished(pipeline, state, time.time() - start)
             self._wake.set()
+
+
+@contextmanager
+def _keep_sigterm_handler():
+    """ray.init() replaces the SIGTERM handler with one that calls sys.exit(15) wherever the main
+    thread is: under uvicorn that cut the graceful shutdown short with a traceback (`docker stop`
+    read as a crash).  The handler in place before (uvicorn's: finish requests, run the lifespan
+    shutdown) is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None and signal.getsignal(signal.SIGTERM) is not previous:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _merge_into(total: dict, unit: dict) -> None:

@@ -50,10 +50,30 @@ def cmd_serve(args) -> int:
         publish_retry_seconds=args.publish_retry_seconds,
         min_free_bytes=args.min_free_bytes,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from refinery.service.events import configure
+
+    log_config = configure(args.log_format)
+    _exit_zero_on_sigterm()
     app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    extra = {"log_config": log_config} if log_config is not None else {}
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log, **extra)
     return 0
+
+
+def _exit_zero_on_sigterm() -> None:
+    """SIGTERM (`docker stop`, systemd) is the normal way to stop the service: exit 0, no traceback.
+
+    uvicorn handles SIGTERM while it serves (stop accepting, finish requests, lifespan shutdown:
+    the scheduler stops, a running batch stays `running` in the queue and is requeued at the next
+    start) and then raises the signal again for the handler that was there before it: this one."""
+    import signal
+    import sys
+
+    def stop(signum, frame) -> None:  # noqa: ARG001
+        logging.getLogger("refinery.service").info("stopped by signal %d", signum)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def add_serve_parser(sub) -> None:
@@ -82,4 +102,6 @@ def add_serve_parser(sub) -> None:
     s.add_argument("--max-queued", type=int, default=100_000, help="refuse submissions (429) beyond this many queued")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     s.add_argument("--access-log", action="store_true", help="log every request")
+    s.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="json: one JSON object per log line (batch events carry event, batch_id and their fields)")
     s.set_defaults(fn=cmd_serve)

@@ -32,6 +32,9 @@ class StageResult:
     reasons: list[str | None]  # rule that drops each row, None to keep
     details: list[str | None] | None = None  # free text for the rejects table (e.g. an error)
     dup_of: list[str | None] | None = None  # for dedup: the kept copy's doc_id
+    # Values for reject rows only, by reject column (e.g. the extract prefilter's language guess):
+    # they win over the batch's column of that name, and never reach shards.
+    reject_columns: dict[str, list] | None = None
 
 
 class Stage(ABC):

@@ -20,6 +20,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from refinery.config import StrictModel
+from refinery.langcodes import LangCode
 from refinery.dedup.minhash import NORMALISATION_VERSION, MinHasher, Shingling, exact_hash, normalise
 from refinery.dedup.minhash import shingle_hashes, token_hashes
 from refinery.stages.base import Stage, StageResult, set_column
@@ -46,7 +47,7 @@ class DedupOptions(StrictModel):
     rows: int = Field(7, ge=1, description="signature slots per band")
     seed: int = Field(1, ge=0, description="permutation seed (datasketch's default is 1)")
     shingle: ShingleOptions = ShingleOptions()
-    languages: dict[str, ShingleOptions] = Field(
+    languages: dict[LangCode, ShingleOptions] = Field(
         default_factory=_cjk_defaults, description="per-language shingling (by the langid `language` column)"
     )
     index_partitions: int = Field(1, ge=1, description="band-range partitions of the resident index")

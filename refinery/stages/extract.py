@@ -34,6 +34,7 @@ from pydantic import Field
 from trafilatura.utils import decode_file, load_html
 
 from refinery.config import StrictModel
+from refinery.langcodes import LangCode
 from refinery.stages.base import Stage, StageResult, set_column
 from refinery.stages.html_depth import too_deep
 
@@ -61,12 +62,19 @@ class ExtractOptions(StrictModel):
     include_tables: bool = True
     fast: bool = False  # trafilatura only
     min_text_chars: int = Field(1, ge=0, description="shorter extractions are dropped as empty")
-    prefilter_languages: list[str] = Field(
+    prefilter_languages: list[LangCode] = Field(
         default_factory=list,
         description="if set, pages whose raw text is confidently another language are dropped before extraction",
     )
     prefilter_min_score: float = Field(0.9, ge=0.5, le=1.0, description="lid.176 confidence needed to drop a page")
     prefilter_max_chars: int = Field(4000, ge=100, description="characters of raw page text given to the model")
+
+
+def _empty_detail(text: str | None, min_chars: int, extractor: str) -> str:
+    """Why an extraction counts as empty: the length found against `min_text_chars`."""
+    if not text:
+        return f"{extractor} found no main text (text_chars=0<{max(min_chars, 1)})"
+    return f"text_chars={len(text)}<{min_chars} (min_text_chars)"
 
 
 class CpuBudgetExceeded(BaseException):
@@ -141,7 +149,10 @@ class ExtractStage(Stage):
             self.allowed = set(self.options.prefilter_languages)
 
     def prefilter(self, htmls: list[bytes | None], charsets: list[str | None]) -> list[str | None]:
-        """Per page: a drop detail ('de 0.99') when it is certainly not an allowed language, else None.
+        """Per page: a drop detail ('de 0.992>=0.9 ...') when it is certainly not an allowed language, else None.
+
+        The guess itself is kept in `self._guesses` (row -> (language, score)) for the reject row's
+        `language`/`language_score`.
 
         One batched fastText call for the whole batch; pages without HTML, or
         whose stripped text is empty, are never dropped here.
@@ -153,6 +164,7 @@ class ExtractStage(Stage):
         out: list[str | None] = [None] * len(htmls)
         raw_texts: list[str | None] = [None] * len(htmls)
         self._guess_texts = {}  # row -> the plain text a drop was decided on (kept in reject rows)
+        self._guesses: dict[int, tuple[str, float]] = {}
         idx, texts = [], []
         for i, (payload, charset) in enumerate(zip(htmls, charsets)):
             if payload is None or len(payload) > self.options.max_html_bytes:
@@ -178,8 +190,13 @@ class ExtractStage(Stage):
                 if len(lab) and len(prob):
                     lang, score = lab[0].removeprefix("__label__"), float(prob[0])
                     if lang not in self.allowed and score >= self.options.prefilter_min_score:
-                        out[i] = f"{lang} {min(score, 1.0):.3f}"
+                        score = min(score, 1.0)
+                        out[i] = (
+                            f"{lang} {score:.3f}: language_score={score:.3f}>={self.options.prefilter_min_score:g} "
+                            f"(prefilter_min_score), {lang} not in prefilter_languages {sorted(self.allowed)}"
+                        )
                         self._guess_texts[i] = raw_texts[i]
+                        self._guesses[i] = (lang, score)
         return out
 
     def model_info(self) -> dict:
@@ -212,7 +229,7 @@ class ExtractStage(Stage):
         """Return (text, reason, detail) for one page."""
         opts: ExtractOptions = self.options
         if len(payload) > opts.max_html_bytes:
-            return None, "too_large", f"{len(payload)} bytes > {opts.max_html_bytes}"
+            return None, "too_large", f"html_bytes={len(payload)}>{opts.max_html_bytes} (max_html_bytes)"
         if opts.extractor == "resiliparse":
             return self._extract_resiliparse(payload, charset)
         try:
@@ -224,7 +241,7 @@ class ExtractStage(Stage):
             return None, "parse_error", "not parseable as HTML"
         n_elements = sum(1 for _ in tree.iter())
         if n_elements > opts.max_tree_elements:
-            return None, "too_complex", f"{n_elements} elements > {opts.max_tree_elements}"
+            return None, "too_complex", f"tree_elements={n_elements}>{opts.max_tree_elements} (max_tree_elements)"
         try:
             with cpu_budget(opts.cpu_seconds_limit):
                 text = trafilatura.extract(
@@ -237,13 +254,13 @@ class ExtractStage(Stage):
                     deduplicate=False,
                 )
         except CpuBudgetExceeded:
-            return None, "cpu_limit", f"over {opts.cpu_seconds_limit} CPU seconds"
+            return None, "cpu_limit", f"cpu_seconds>{opts.cpu_seconds_limit:g} (cpu_seconds_limit)"
         except RecursionError:
-            return None, "too_complex", "tree too deep"
+            return None, "too_complex", "tree too deep for the parser (recursion limit)"
         except Exception as err:  # noqa: BLE001
             return None, "extract_error", f"{type(err).__name__}: {err}"[:500]
         if not text or len(text) < opts.min_text_chars:
-            return None, "empty", None
+            return None, "empty", _empty_detail(text, opts.min_text_chars, "trafilatura")
         return text, None, None
 
     def _extract_resiliparse(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
@@ -258,11 +275,11 @@ class ExtractStage(Stage):
             with cpu_budget(opts.cpu_seconds_limit):
                 text = self._resiliparse(html).strip()
         except CpuBudgetExceeded:
-            return None, "cpu_limit", f"over {opts.cpu_seconds_limit} CPU seconds"
+            return None, "cpu_limit", f"cpu_seconds>{opts.cpu_seconds_limit:g} (cpu_seconds_limit)"
         except Exception as err:  # noqa: BLE001
             return None, "extract_error", f"{type(err).__name__}: {err}"[:500]
         if not text or len(text) < opts.min_text_chars:
-            return None, "empty", None
+            return None, "empty", _empty_detail(text, opts.min_text_chars, "resiliparse")
         return text, None, None
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
@@ -283,10 +300,17 @@ class ExtractStage(Stage):
                 ok = bool(text and text.strip())
                 out.append(text)
                 reasons.append(None if ok else "empty")
-                details.append(None)
+                details.append(None if ok else "input record has no text (text_chars=0<1)")
                 continue
             t, reason, detail = self.extract_one(html, charset)
             out.append(t)
             reasons.append(reason)
             details.append(detail)
-        return StageResult(set_column(batch, TEXT_FIELD, out), reasons, details)
+        guesses = getattr(self, "_guesses", {}) if any(r == "prefilter_language" for r in reasons) else {}
+        extra = None
+        if guesses:
+            extra = {
+                "language": [guesses[i][0] if i in guesses else None for i in range(len(reasons))],
+                "language_score": [guesses[i][1] if i in guesses else None for i in range(len(reasons))],
+            }
+        return StageResult(set_column(batch, TEXT_FIELD, out), reasons, details, reject_columns=extra)

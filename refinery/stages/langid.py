@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import pyarrow as pa
 from pydantic import Field
 
 from refinery.config import StrictModel
+from refinery.langcodes import LangCode
 from refinery.models import BUNDLED_LID, file_sha256, lid_model_path, load_fasttext, package_version
 from refinery.stages.base import Stage, StageResult, set_column
 
@@ -15,9 +18,11 @@ SCORE_FIELD = pa.field("language_score", pa.float32())
 
 class LangIdOptions(StrictModel):
     model: str = Field(BUNDLED_LID, description="'lid.176.ftz' (bundled) or a path, e.g. to lid.176.bin")
-    languages: list[str] = Field(default_factory=list, description="allowed languages; empty allows all")
+    languages: list[LangCode] = Field(default_factory=list, description="allowed languages; empty allows all")
     min_score: float = Field(0.65, ge=0.0, le=1.0)
-    thresholds: dict[str, float] = Field(default_factory=dict, description="per-language min_score")
+    thresholds: dict[LangCode, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict, description="per-language min_score"
+    )
     max_chars: int = Field(4000, ge=50, description="characters of text given to the model")
 
 
@@ -62,15 +67,21 @@ class LangIdStage(Stage):
         langs, scores = self.predict(batch.column("text").to_pylist())
         opts: LangIdOptions = self.options
         reasons: list[str | None] = []
+        details: list[str | None] = []
         for lang, score in zip(langs, scores):
             if lang is None or score is None:
                 reasons.append("no_text")
+                details.append("no text to identify (text_chars=0)")
             elif self.allowed and lang not in self.allowed:
                 reasons.append("language_not_allowed")
-            elif score < opts.thresholds.get(lang, opts.min_score):
+                details.append(f"language={lang} ({score:.3f}) not in languages {sorted(self.allowed)}")
+            elif score < (limit := opts.thresholds.get(lang, opts.min_score)):
+                key = f"thresholds.{lang}" if lang in opts.thresholds else "min_score"
                 reasons.append("low_score")
+                details.append(f"language_score={score:.3f}<{limit:g} ({key}, {lang})")
             else:
                 reasons.append(None)
+                details.append(None)
         batch = set_column(batch, LANGUAGE_FIELD, langs)
         batch = set_column(batch, SCORE_FIELD, pa.array(scores, type=pa.float32()))
-        return StageResult(batch, reasons)
+        return StageResult(batch, reasons, details)

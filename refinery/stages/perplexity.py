@@ -15,6 +15,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from refinery.config import StrictModel
+from refinery.langcodes import LangCode
 from refinery.errors import ModelError
 from refinery.models.registry import manifest_info, resolve_models
 from refinery.stages.base import Stage, StageResult, set_column
@@ -26,7 +27,7 @@ Bucket = Literal["head", "middle", "tail"]
 
 class PerplexityOptions(StrictModel):
     models: str = Field("default", description="model root: 'default' (shipped) or a directory with lm/<lang>/")
-    languages: list[str] | None = Field(
+    languages: list[LangCode] | None = Field(
         None, description="languages that must have a model (startup error otherwise); null: every model found"
     )
     keep_buckets: list[Bucket] = Field(default_factory=lambda: ["head", "middle", "tail"], min_length=1)
@@ -40,6 +41,17 @@ class PerplexityOptions(StrictModel):
         except ModelError as err:
             raise ValueError(str(err)) from None
         return self
+
+
+def _bucket_detail(ppl: float, bucket: str, cutoffs, keep: list[str]) -> str:
+    """`perplexity=912.3>612.0 (tail cutoff of en); keep_buckets [head, middle]`."""
+    if bucket == "tail":
+        where = f">{cutoffs.tail:g} (tail cutoff)"
+    elif bucket == "head":
+        where = f"<={cutoffs.head:g} (head cutoff)"
+    else:
+        where = f" in ({cutoffs.head:g}, {cutoffs.tail:g}] (middle)"
+    return f"perplexity={ppl:g}{where}; bucket {bucket} not in keep_buckets {keep}"
 
 
 class PerplexityStage(Stage):
@@ -69,6 +81,7 @@ class PerplexityStage(Stage):
         ppls: list[float | None] = []
         buckets: list[str | None] = []
         reasons: list[str | None] = []
+        details: list[str | None] = []
         max_ppl = self.options.max_perplexity
         for text, lang in zip(texts, langs):
             model = self.models.get(lang) if lang else None
@@ -78,10 +91,13 @@ class PerplexityStage(Stage):
             buckets.append(bucket)
             if bucket is not None and bucket not in self.keep:
                 reasons.append(f"bucket_{bucket}")
+                details.append(_bucket_detail(ppl, bucket, model.cutoffs, sorted(self.keep)))
             elif ppl is not None and max_ppl is not None and ppl > max_ppl:
                 reasons.append("max_perplexity")
+                details.append(f"perplexity={ppl:g}>{max_ppl:g} (max_perplexity, {lang})")
             else:
                 reasons.append(None)
+                details.append(None)
         batch = set_column(batch, PERPLEXITY_FIELD, pa.array(ppls, type=pa.float64()))
         batch = set_column(batch, BUCKET_FIELD, pa.array(buckets, type=pa.string()))
-        return StageResult(batch, reasons)
+        return StageResult(batch, reasons, details)

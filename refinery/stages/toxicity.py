@@ -14,6 +14,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from refinery.config import StrictModel
+from refinery.langcodes import LangCode
 from refinery.errors import ModelError
 from refinery.models.registry import manifest_info, resolve_models
 from refinery.models.textnorm import paragraphs
@@ -25,7 +26,7 @@ TOXICITY_FIELD = pa.field("toxicity", pa.float64())
 
 class ToxicityOptions(StrictModel):
     models: str = Field("default", description="model root: 'default' (shipped) or a directory with toxicity/<lang>/")
-    languages: list[str] | None = Field(None, description="languages that must have a model; null: every model found")
+    languages: list[LangCode] | None = Field(None, description="languages that must have a model; null: every model found")
     threshold: float | None = Field(0.5, ge=0.0, le=1.0, description="drop documents scoring at or above; null: score only")
     paragraphs: bool = Field(False, description="remove toxic paragraphs instead of judging only the whole document")
     paragraph_threshold: float | None = Field(None, ge=0.0, le=1.0, description="default: threshold (or 0.5)")
@@ -90,11 +91,14 @@ class ToxicityStage(Stage):
                         out_texts[i] = cleaned
                         if not cleaned:
                             reasons[i] = "all_paragraphs_toxic"
+                            details[i] += f", none left (paragraph toxicity>={self.par_threshold:g})"
             rows = [i for i in rows if out_texts[i]]
             for i, s in zip(rows, model.scores([out_texts[i].replace("\n", " ") for i in rows])):
                 scores[i] = round(s, 6)
                 if reasons[i] is None and threshold is not None and s >= threshold:
                     reasons[i] = "toxic"
+                    note = f"; {details[i]}" if details[i] else ""
+                    details[i] = f"toxicity={round(s, 6):g}>={threshold:g} (threshold, {lang}){note}"
         batch = set_column(batch, TEXT_FIELD, pa.array(out_texts, type=pa.string()))
         batch = set_column(batch, TOXICITY_FIELD, pa.array(scores, type=pa.float64()))
         return StageResult(batch, reasons, details)

@@ -238,4 +238,9 @@ class CorpusStore:
             for tmp in self.manifest_dir.glob("*.tmp"):
                 tmp.unlink(missing_ok=True)
                 removed.append(str(tmp.relative_to(self.root)))
+            from refinery.resume import stale_resume_dirs  # finished units of batches never re-run
+
+            for d in stale_resume_dirs(self.state_dir):
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(str(d.relative_to(self.root)))
         return removed

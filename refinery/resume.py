@@ -1,0 +1,150 @@
+"""Resumable batches: finished work units survive a crash, so a re-run redoes only the rest.
+
+A batch of hours of crawl killed at 90% (a crash, `kill -9`, a deploy) used to redo every unit.
+Now each finished unit's part files (kept rows, rejects) and its result are kept in
+`<store>/state/resume/<batch key>/`, keyed by the unit's input range: file (uri and content
+digest), first record, record count.  The batch key covers the config hash, the inputs and the
+models, so a stored unit is reused only by the same batch under the same config.  Keying by range
+rather than unit number means a re-run on a cluster of another size (another cut into units)
+still reuses every unit whose range it plans again.
+
+Why this commits byte-for-byte what a clean run commits: a unit's parts depend only on its
+records and on the raw-copy skips of earlier records of the batch (refinery/dedup/raw.py), all
+fixed by the input; dedup decisions and shards are made by the driver from the parts in unit
+order, whether a part was just computed or restored.  The raw-byte hashing still covers every
+unit (later units' skips need the earlier units' keys).
+
+A unit is finished when its `<key>.json` exists: the part files are hard-linked (same
+filesystem as the staging area) before the JSON is written by rename.  The folder goes when the
+batch commits (or is found committed); an abandoned one (a batch never re-run) is removed by
+`refinery store gc` after RESUME_MAX_AGE_DAYS without a change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import xxhash
+
+from refinery.readers import WorkUnit
+
+log = logging.getLogger("refinery.resume")
+RESUME_DIR = "resume"
+RESUME_MAX_AGE_DAYS = 7
+VERSION = 1
+
+
+def _link(src: str, dst: Path) -> None:
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem (or no hard links): a copy does the same job
+        shutil.copyfile(src, dst)
+
+
+def unit_key(unit: WorkUnit) -> str:
+    """The unit's input range: file (uri + content digest), first record, count (None: to the end)."""
+    count = "end" if unit.count is None else str(unit.count)
+    return xxhash.xxh3_128(f"{unit.file.uri}\0{unit.file.digest}\0{unit.start}\0{count}".encode()).hexdigest()
+
+
+class FinishedUnits:
+    """The finished units of one batch in `<store>/state/resume/<batch key>/`."""
+
+    def __init__(self, state_dir: Path, batch_key: str) -> None:
+        self.dir = Path(state_dir) / RESUME_DIR / batch_key
+        self.saved = 0
+
+    def begin(self, units: list[WorkUnit]) -> None:
+        """Note the plan (for operators and tests: how many units, how many already finished)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / "plan.json.tmp"
+        tmp.write_text(json.dumps({"version": VERSION, "units": len(units), "started": time.time()}))
+        os.replace(tmp, self.dir / "plan.json")
+
+    def finished(self, units: list[WorkUnit], staging: Path):
+        """{unit index: UnitResult} for the units stored finished, their files linked into `staging`."""
+        from refinery.executor import UnitResult
+
+        out: dict[int, UnitResult] = {}
+        if not self.dir.is_dir():
+            return out
+        parts = staging / "parts"
+        for unit in units:
+            key = unit_key(unit)
+            try:
+                meta = json.loads((self.dir / f"{key}.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if meta.get("version") != VERSION:
+                continue
+            kept = rejects = None
+            try:
+                if meta["kept"]:
+                    kept = parts / f"unit-{unit.index:06d}.parquet"
+                    parts.mkdir(parents=True, exist_ok=True)
+                    _link(str(self.dir / f"{key}.kept.parquet"), kept)
+                if meta["rejects"]:
+                    rejects = parts / f"rejects-{unit.index:06d}.parquet"
+                    parts.mkdir(parents=True, exist_ok=True)
+                    _link(str(self.dir / f"{key}.rejects.parquet"), rejects)
+            except OSError:
+                continue  # a file went missing: run the unit again
+            out[unit.index] = UnitResult(
+                unit.index, meta["docs_in"], meta["kept_rows"], str(kept) if kept else None,
+                meta["reject_rows"], str(rejects) if rejects else None, meta["counters"], meta.get("node_id"),
+            )  # fmt: skip
+        return out
+
+    def save(self, unit: WorkUnit, result) -> None:
+        """Keep a unit that just finished (files first, then its JSON by rename).
+
+        Best effort: a unit that cannot be kept (disk full) only costs its re-run after a crash;
+        the batch goes on."""
+        try:
+            self._save(unit, result)
+        except OSError as err:
+            log.warning("cannot keep finished unit %d for resuming (%s); a re-run would redo it", unit.index, err)
+
+    def _save(self, unit: WorkUnit, result) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key = unit_key(unit)
+        if result.kept_path:
+            _link(result.kept_path, self.dir / f"{key}.kept.parquet")
+        if result.rejects_path:
+            _link(result.rejects_path, self.dir / f"{key}.rejects.parquet")
+        meta = {
+            "version": VERSION, "file": unit.file.uri, "start": unit.start, "count": unit.count,
+            "docs_in": result.docs_in, "kept_rows": result.kept_rows, "reject_rows": result.reject_rows,
+            "kept": bool(result.kept_path), "rejects": bool(result.rejects_path),
+            "counters": result.counters, "node_id": result.node_id,
+        }  # fmt: skip
+        tmp = self.dir / f"{key}.json.tmp"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, self.dir / f"{key}.json")
+        self.saved += 1
+
+    def discard(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stale_resume_dirs(state_dir: Path, max_age_days: float = RESUME_MAX_AGE_DAYS) -> list[Path]:
+    """Resume folders untouched for `max_age_days` (batches never re-run)."""
+    root = Path(state_dir) / RESUME_DIR
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - max_age_days * 86400
+    out = []
+    for d in root.iterdir():
+        try:
+            newest = max([p.stat().st_mtime for p in d.iterdir()] + [d.stat().st_mtime])
+        except OSError:
+            continue
+        if newest < cutoff:
+            out.append(d)
+    return out
