@@ -30,9 +30,11 @@ BLOCK_TAGS = frozenset(
     "tr caption pre blockquote form fieldset figure figcaption address details summary hr center body html "
     "dialog menu legend noframes option label".split()
 )
+STRIP_TAGS = sorted(SKIP_TAGS - {"head"})
 HEADINGS = {"h1": 1, "h2": 2, "h3": 2, "h4": 3, "h5": 3, "h6": 3}
 LANDMARKS = ("nav", "header", "footer", "aside", "form", "article", "main", "li", "table", "blockquote", "pre", "a")
 _LANDMARK_BIT = {t: 1 << i for i, t in enumerate(LANDMARKS)}
+_PRE_BIT = _LANDMARK_BIT["pre"]
 _TOKEN_SPLIT = re.compile(r"[^a-z]+")
 _WS = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _NL = re.compile(r" *\n[ \n]*")
@@ -53,19 +55,29 @@ class Frame:
     memoised per distinct (tag, attributes) string, which repeat a lot within a page.
     """
 
-    __slots__ = ("tag", "depth", "parent", "attrs", "landmarks", "index", "chars", "link_chars", "blocks",
-                 "_near", "_anc")
+    __slots__ = ("tag", "depth", "parent", "node", "_attrs", "landmarks", "index", "chars", "link_chars", "blocks",
+                 "_near", "_anc", "score", "anc_score")
 
-    def __init__(self, tag: str, attrs: str, parent: "Frame | None", index: int) -> None:
+    def __init__(self, tag: str, node, parent: "Frame | None", index: int) -> None:
         self.tag = tag
-        self.attrs = attrs
+        self.node = node  # the DOM node, read only when the features are needed
+        self._attrs: str | None = None
         self.parent = parent
         self.index = index
         self.depth = parent.depth + 1 if parent is not None else 0
         self.landmarks = (parent.landmarks if parent is not None else 0) | _LANDMARK_BIT.get(tag, 0)
         self.chars = self.link_chars = self.blocks = 0
         self._near: tuple[int, ...] | None = None
-        self._anc: frozenset[int] | None = None
+        self._anc: tuple[int, ...] | None = None
+        self.score: float | None = None  # the model's sparse score, memoised per frame
+        self.anc_score: float | None = None  # the model's score of `anc`, memoised per frame
+
+    @property
+    def attrs(self) -> str:
+        if self._attrs is None:
+            self._attrs = _attr_string(self.node.attributes) if self.node is not None else ""
+            self.node = None
+        return self._attrs
 
     @property
     def near(self) -> tuple[int, ...]:
@@ -80,20 +92,26 @@ class Frame:
         return self._near
 
     @property
-    def anc(self) -> frozenset[int]:
-        """Every ancestor's tokens and tags (unprefixed by level)."""
-        if self._anc is None:
-            own = _own_features(self.tag, self.attrs)[2]
-            self._anc = own if self.parent is None else self.parent.anc | own
-        return self._anc
+    def anc(self) -> tuple[int, ...]:
+        """Every ancestor's tokens and tags, unprefixed by level and counted (a multiset: the model's
+        score of it is the parent's plus this element's, no set to build per frame)."""
+        chain, f = [], self
+        while f is not None and f._anc is None:
+            chain.append(f)
+            f = f.parent
+        acc = f._anc if f is not None else ()
+        for g in reversed(chain):
+            acc = acc + _own_features(g.tag, g.attrs)[2]
+            g._anc = acc
+        return acc
 
 
 @lru_cache(maxsize=1 << 16)
-def _own_features(tag: str, attrs: str) -> tuple[tuple[int, ...], tuple[int, ...], frozenset[int]]:
+def _own_features(tag: str, attrs: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     toks = [t for t in _TOKEN_SPLIT.split(attrs.lower()) if 2 <= len(t) <= 24] if attrs else []
     own = (bucket("t:" + tag),) + tuple(bucket("c:" + t) for t in toks)
     as_parent = (bucket("pt:" + tag),) + tuple(bucket("pc:" + t) for t in toks)
-    anc = frozenset([bucket("a:" + t) for t in toks] + [bucket("al:" + tag)])
+    anc = tuple(dict.fromkeys([bucket("a:" + t) for t in toks] + [bucket("al:" + tag)]))
     return own, as_parent, anc
 
 
@@ -127,92 +145,109 @@ def _clean(parts: list[str], pre: bool) -> str:
 
 
 def page_blocks(html: str, max_elements: int | None = None) -> list[Block]:
-    """Segment `html` into text blocks (document order).  Raises TooComplex over `max_elements`."""
+    """Segment `html` into text blocks (document order).  Raises TooComplex over `max_elements`.
+
+    One flat pre-order traversal (lexbor's own iterator, no Python recursion, so no depth limit
+    either): each node's context (its block frame, inside a link or code) is looked up by its
+    parent's node id.  A block ends where a block-level element starts or the text moves to
+    another frame.
+    """
     tree = LexborHTMLParser(html)
+    tree.strip_tags(STRIP_TAGS)  # in C, before the Python walk
     root = tree.body or tree.root
     if root is None:
         return []
     blocks: list[Block] = []
-    frames: list[Frame] = []
+    top = Frame(root.tag or "body", root, None, 0)
+    frames: list[Frame] = [top]
+    ctx: dict[int, tuple[Frame, int]] = {root.mem_id: (top, 0)}  # node id -> (frame, inline bits: 1 link, 2 code)
     buf: list[str] = []
-    state = {"link": 0, "link_chars": 0, "elements": 0, "pre": 0, "inline": 0}
+    cur = top
+    has_text = False
+    link_chars = inline = 0
+    elements = 0
     limit = max_elements or 1 << 62
 
-    def flush(frame: Frame) -> None:
-        if not buf:
-            return
-        text = _clean(buf, state["pre"] > 0)
-        link_chars = state["link_chars"]
-        buf.clear()
-        state["link_chars"] = 0
-        inline = state["inline"]
-        state["inline"] = 0
+    def flush() -> None:
+        text = _clean(buf, bool(cur.landmarks & _PRE_BIT))
         if not text:
             return
         heading = 0
-        f: Frame | None = frame
-        while f is not None and f.depth >= frame.depth - 2:
+        f: Frame | None = cur
+        while f is not None and f.depth >= cur.depth - 2:
             if f.tag in HEADINGS:
                 heading = HEADINGS[f.tag]
                 break
             f = f.parent
-        blocks.append(Block(text, frame, len(text), min(link_chars, len(text)), heading, frame.landmarks, inline))
+        blocks.append(Block(text, cur, len(text), min(link_chars, len(text)), heading, cur.landmarks, inline))
 
-    def walk(node, frame: Frame) -> None:
-        for child in node.iter(include_text=True):
-            tag = child.tag
-            if tag == "-text":
-                text = child.text_content
-                if text:
-                    buf.append(text)
-                    if state["link"]:
-                        state["link_chars"] += len(text.strip())
+    it = root.traverse(include_text=True)
+    next(it)  # the root itself
+    for node in it:
+        tag = node.tag
+        c = ctx.get(node.parent.mem_id)
+        if c is None:  # under a comment or an element we do not read
+            continue
+        frame, bits = c
+        if tag == "-text":
+            text = node.text_content
+            if not text:
                 continue
-            if tag[0] in "-_!" or tag in SKIP_TAGS:
-                continue
-            state["elements"] += 1
-            if state["elements"] > limit:
-                raise TooComplex(f"over {limit} elements")
-            if tag == "br":
+            if frame is not cur:
+                if has_text:
+                    flush()
+                buf.clear()
+                cur, has_text, link_chars, inline = frame, False, 0, 0
+            stripped = text.strip()
+            if stripped:
+                buf.append(text)
+                has_text = True
+                inline |= bits
+                if bits & 1:
+                    link_chars += len(stripped)
+            elif buf:
+                buf.append(text)
+            continue
+        if tag[0] in "-_!":
+            continue
+        elements += 1
+        if elements > limit:
+            raise TooComplex(f"over {limit} elements")
+        if tag in BLOCK_TAGS:
+            if has_text:
+                flush()
+            buf.clear()
+            sub = Frame(tag, node, frame, len(frames))
+            frames.append(sub)
+            ctx[node.mem_id] = (sub, 0)
+            cur, has_text, link_chars, inline = sub, False, 0, 0
+        elif tag == "br":
+            if frame is cur:
                 buf.append("\n")
-            elif tag in BLOCK_TAGS:
-                flush(frame)
-                sub = Frame(tag, _attr_string(child.attributes), frame, len(frames))
-                frames.append(sub)
-                is_pre = tag == "pre"
-                state["pre"] += is_pre
-                walk(child, sub)
-                flush(sub)
-                state["pre"] -= is_pre
-            elif tag in ("td", "th"):
-                if buf and not buf[-1].endswith(("\n", " | ")):
-                    buf.append(" | ")
-                walk(child, frame)
-            elif tag == "img":
-                continue
-            else:
-                is_link = tag == "a"
-                if is_link:
-                    state["link"] += 1
-                    state["inline"] |= 1
-                walk(child, frame)
-                if is_link:
-                    state["link"] -= 1
-                elif tag in ("code", "kbd", "samp"):
-                    state["inline"] |= 2
-
-    top = Frame(root.tag or "body", _attr_string(root.attributes), None, 0)
-    frames.append(top)
-    walk(root, top)
-    flush(top)
+        elif tag in ("td", "th"):
+            if frame is cur and has_text and not buf[-1].endswith(("\n", " | ")):
+                buf.append(" | ")
+            ctx[node.mem_id] = c
+        elif tag == "a":
+            ctx[node.mem_id] = (frame, bits | 1)
+        elif tag in ("code", "kbd", "samp"):
+            ctx[node.mem_id] = (frame, bits | 2)
+        elif tag != "img":
+            ctx[node.mem_id] = c
+    if has_text:
+        flush()
     # Text and link characters under every frame: the size and link density of each container.
     for b in blocks:
         f = b.frame
-        while f is not None:
-            f.chars += b.chars
-            f.link_chars += b.link_chars
-            f.blocks += 1
-            f = f.parent
+        f.chars += b.chars
+        f.link_chars += b.link_chars
+        f.blocks += 1
+    for f in reversed(frames):  # children come after their parents
+        p = f.parent
+        if p is not None:
+            p.chars += f.chars
+            p.link_chars += f.link_chars
+            p.blocks += f.blocks
     return blocks
 
 

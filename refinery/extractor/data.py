@@ -6,7 +6,7 @@ evaluation pages (boilerplate_snippets) are never trained or tuned on: they are 
 
 Scores, per page then averaged: token F1 (WCXB's own word_f1: lowercase \\w+ tokens, multiset
 overlap), the share of `with` snippets found in the extraction ("kept") and of `without` snippets
-found ("leaked"), both after lowercasing and collapsing whitespace.
+found ("leaked"), both as whole-word sequences of those tokens (so "Home" is not leaked by "homemade").
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _WORD = re.compile(r"\w+")
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass
@@ -90,13 +89,18 @@ def word_f1(pred: str | None, gold: str) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
-def norm(text: str) -> str:
-    return _SPACE.sub(" ", text.lower()).strip()
+def token_string(text: str) -> str:
+    return " " + " ".join(tokens(text)) + " "
+
+
+def snippet_hits(pred: str | None, page: Page) -> tuple[list[bool], list[bool]]:
+    """Per snippet: found in the extraction as a whole-word token sequence ("home" is not found in "homemade")."""
+    text = token_string(pred or "")
+    found = lambda s: token_string(s) in text  # noqa: E731
+    return [found(s) for s in page.with_ if tokens(s)], [found(s) for s in page.without if tokens(s)]
 
 
 def snippet_rates(pred: str | None, page: Page) -> tuple[float | None, float | None]:
     """(kept, leaked) shares of this page's snippets; None where it has none of that kind."""
-    text = norm(pred or "")
-    kept = sum(norm(s) in text for s in page.with_) / len(page.with_) if page.with_ else None
-    leaked = sum(norm(s) in text for s in page.without) / len(page.without) if page.without else None
-    return kept, leaked
+    kept, leaked = snippet_hits(pred, page)
+    return (sum(kept) / len(kept) if kept else None), (sum(leaked) / len(leaked) if leaked else None)

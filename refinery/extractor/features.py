@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 
-from refinery.extractor.blocks import LANDMARKS, Block, is_sentence_end, punct_count
+from refinery.extractor.blocks import _SENT_END, LANDMARKS, Block, bucket
 
-_DIGIT = re.compile(r"\d")
+SHORT_WORDS = 8
+SHORT_CHARS = 80  # blocks up to this long are looked up whole (they repeat across pages: menus, buttons)
+_WORD = re.compile(r"\w+")
+
+_DIGITS = "0123456789"
+_PUNCT_CHARS = ".,;:!?。，、！？"
+_CAP_WORD = re.compile(r"(?:^|\s)[A-ZÀ-ÖØ-ÞА-ЯΑ-Ω]")
 DENSE_NAMES = (
     ["bias", "log_chars", "log_words", "link_density", "punct_per_word", "sentence_end", "digit_ratio",
      "titlecase_ratio", "position", "char_position", "depth", "h1", "h2_3", "h4_6"]
     + [f"in_{t}" for t in LANDMARKS]
     + ["inline_link", "inline_code", "frame_share", "frame_link_density", "parent_share", "parent_link_density",
        "grandparent_share", "grandparent_link_density", "frame_blocks", "page_log_chars", "page_link_density",
-       "prev_log_chars", "prev_link_density", "next_log_chars", "next_link_density", "newlines", "share_of_frame"]
+       "prev_log_chars", "prev_link_density", "next_log_chars", "next_link_density", "newlines", "share_of_frame",
+       "repeats"]
 )
 N_DENSE = len(DENSE_NAMES)
 STACK_NAMES = ["p_logit", "p_prev", "p_next", "p_window", "p_frame", "p_parent", "p_grandparent", "p_page",
@@ -31,64 +40,86 @@ N_STACK = len(STACK_NAMES)
 
 
 def dense_features(blocks: list[Block]) -> np.ndarray:
+    """(n, N_DENSE) features; per-block counts in Python (str.count, one regex), transforms in numpy."""
     n = len(blocks)
     X = np.zeros((n, N_DENSE), dtype=np.float64)
     if n == 0:
         return X
-    total = sum(b.chars for b in blocks) or 1
-    total_links = sum(b.link_chars for b in blocks)
-    cum = 0
-    rows = []
+    raw = np.empty((n, 19), dtype=np.float64)
+    count = str.count
     for i, b in enumerate(blocks):
         text = b.text
-        words = text.split()
-        nw = len(words) or 1
         f = b.frame
-        p = f.parent
-        g = p.parent if p is not None else None
-        row = [
-            1.0,
-            math.log1p(b.chars) / 8,
-            math.log1p(len(words)) / 6,
-            b.link_chars / b.chars,
-            punct_count(text) / nw,
-            1.0 if is_sentence_end(text) else 0.0,
-            len(_DIGIT.findall(text)) / b.chars,
-            sum(1 for w in words if w[:1].isupper()) / nw,
-            i / n,
-            cum / total,
-            min(f.depth, 40) / 20,
-            1.0 if b.heading == 1 else 0.0,
-            1.0 if b.heading == 2 else 0.0,
-            1.0 if b.heading == 3 else 0.0,
-        ]
-        lm = b.landmarks
-        row.extend(1.0 if lm & (1 << k) else 0.0 for k in range(len(LANDMARKS)))
-        row.extend([
-            1.0 if b.inline_tags & 1 else 0.0,
-            1.0 if b.inline_tags & 2 else 0.0,
-            f.chars / total,
-            f.link_chars / (f.chars or 1),
-            p.chars / total if p is not None else 1.0,
-            p.link_chars / (p.chars or 1) if p is not None else 0.0,
-            g.chars / total if g is not None else 1.0,
-            g.link_chars / (g.chars or 1) if g is not None else 0.0,
-            math.log1p(f.blocks) / 5,
-            math.log1p(total) / 10,
-            total_links / total,
-        ])
-        rows.append(row)
-        cum += b.chars
-    X[:, : len(rows[0])] = np.asarray(rows)
+        p = f.parent or f
+        g = p.parent or p
+        raw[i] = (
+            b.chars, count(text, " ") + count(text, "\n") + 1, b.link_chars,
+            sum(map(text.count, _PUNCT_CHARS)), text.endswith(_SENT_END), sum(map(text.count, _DIGITS)),
+            len(_CAP_WORD.findall(text)), f.depth, b.heading, b.landmarks, b.inline_tags,
+            f.chars, f.link_chars, p.chars, p.link_chars, g.chars, g.link_chars, f.blocks, count(text, "\n"),
+        )
+    chars, words = raw[:, 0], raw[:, 1]
+    total = max(chars.sum(), 1.0)
+    X[:, 0] = 1.0
+    X[:, 1] = np.log1p(chars) / 8
+    X[:, 2] = np.log1p(words) / 6
+    X[:, 3] = raw[:, 2] / chars
+    X[:, 4] = raw[:, 3] / words
+    X[:, 5] = raw[:, 4]
+    X[:, 6] = raw[:, 5] / chars
+    X[:, 7] = raw[:, 6] / words
+    X[:, 8] = np.arange(n) / n
+    X[:, 9] = (np.cumsum(chars) - chars) / total
+    X[:, 10] = np.minimum(raw[:, 7], 40) / 20
+    for k in (1, 2, 3):
+        X[:, 10 + k] = raw[:, 8] == k
+    lm = raw[:, 9].astype(np.int64)
+    col = 14
+    for k in range(len(LANDMARKS)):
+        X[:, col + k] = (lm >> k) & 1
+    col += len(LANDMARKS)
+    inl = raw[:, 10].astype(np.int64)
+    X[:, col] = inl & 1
+    X[:, col + 1] = (inl >> 1) & 1
+    X[:, col + 2] = raw[:, 11] / total
+    X[:, col + 3] = raw[:, 12] / np.maximum(raw[:, 11], 1)
+    X[:, col + 4] = raw[:, 13] / total
+    X[:, col + 5] = raw[:, 14] / np.maximum(raw[:, 13], 1)
+    X[:, col + 6] = raw[:, 15] / total
+    X[:, col + 7] = raw[:, 16] / np.maximum(raw[:, 15], 1)
+    X[:, col + 8] = np.log1p(raw[:, 17]) / 5
+    X[:, col + 9] = math.log1p(total) / 10
+    X[:, col + 10] = raw[:, 2].sum() / total
+    base = col + 11
     lc, ld = X[:, 1], X[:, 3]
-    base = len(rows[0])
     X[1:, base] = lc[:-1]
     X[1:, base + 1] = ld[:-1]
     X[:-1, base + 2] = lc[1:]
     X[:-1, base + 3] = ld[1:]
-    X[:, base + 4] = [min(b.text.count("\n"), 20) / 5 for b in blocks]
-    X[:, base + 5] = [b.chars / (b.frame.chars or 1) for b in blocks]
+    X[:, base + 4] = np.minimum(raw[:, 18], 20) / 5
+    X[:, base + 5] = chars / np.maximum(raw[:, 11], 1)
+    seen = Counter(b.text for b in blocks)  # the same text twice on a page: menus, "Share", "Reply"
+    X[:, base + 6] = [math.log1p(seen[b.text] - 1) for b in blocks]
     return X
+
+
+def lexical_ids(block: Block) -> tuple[int, ...]:
+    """Hashed words of short blocks ("Share", "Sign up", "Related posts"): boilerplate has a vocabulary.
+    Long blocks get their first word only."""
+    if block.chars <= SHORT_CHARS:
+        return _short_ids(block.text)
+    m = _WORD.search(block.text)
+    return (bucket("fw:" + m.group().lower()),) if m else ()
+
+
+@lru_cache(maxsize=1 << 16)
+def _short_ids(text: str) -> tuple[int, ...]:
+    words = _WORD.findall(text.lower())
+    if not words:
+        return ()
+    if len(words) > SHORT_WORDS:
+        return (bucket("fw:" + words[0]),)
+    return tuple(bucket("w:" + w) for w in words) + (bucket("fw:" + words[0]), bucket("line:" + " ".join(words)))
 
 
 def frame_ids(blocks: list[Block]) -> np.ndarray:

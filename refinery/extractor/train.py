@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from refinery.extractor import data as D
 from refinery.extractor.blocks import HASH_SIZE, Block, TooComplex, page_blocks
-from refinery.extractor.features import N_DENSE, dense_features, frame_ids, stack_features
+from refinery.extractor.features import N_DENSE, dense_features, frame_ids, lexical_ids, stack_features
 from refinery.extractor.model import MODEL_FILE, ExtractorModel, _sigmoid
 from refinery.stages.extract import decode_html
 
@@ -72,6 +72,7 @@ def sparse_rows(blocks: list[Block]) -> sp.csr_matrix:
     for b in blocks:
         indices.extend(b.frame.near)
         indices.extend(b.frame.anc)
+        indices.extend(lexical_ids(b))
         indptr.append(len(indices))
     return sp.csr_matrix((np.ones(len(indices)), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
                          shape=(len(blocks), HASH_SIZE))
@@ -96,6 +97,33 @@ def fit_logistic(X, y: np.ndarray, w: np.ndarray, l2: np.ndarray, iters: int = 3
     res = scipy.optimize.minimize(loss, np.zeros(X.shape[1]), jac=True, method="L-BFGS-B",
                                   options={"maxiter": iters})
     return res.x
+
+
+def fit_mlp(Z: np.ndarray, y: np.ndarray, w: np.ndarray, hidden: int, l2: float, iters: int = 400):
+    """Pass 2 as a one-hidden-layer tanh MLP, by L-BFGS from a fixed-seed start (deterministic)."""
+    n_in = Z.shape[1]
+    rng = np.random.default_rng(15)
+    theta0 = np.concatenate([rng.normal(0, 1 / np.sqrt(n_in), n_in * hidden), np.zeros(hidden + 1)])
+    wsum = w.sum()
+
+    def unpack(theta):
+        return theta[: n_in * hidden].reshape(n_in, hidden), theta[n_in * hidden :]
+
+    def loss(theta):
+        W, v = unpack(theta)
+        H = np.tanh(Z @ W)
+        p = _sigmoid(H @ v[1:] + v[0])
+        ll = -(w * (y * np.log(np.clip(p, 1e-12, 1)) + (1 - y) * np.log(np.clip(1 - p, 1e-12, 1)))).sum() / wsum
+        d = w * (p - y) / wsum
+        gv = np.concatenate([[d.sum()], H.T @ d])
+        dH = np.outer(d, v[1:]) * (1 - H * H)
+        gW = Z.T @ dH
+        reg = 0.5 * l2 * (float((W * W).sum()) + float((v[1:] ** 2).sum()))
+        return ll + reg, np.concatenate([(gW + l2 * W).ravel(), gv + l2 * np.concatenate([[0.0], v[1:]])])
+
+    res = scipy.optimize.minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": iters})
+    W, v = unpack(res.x)
+    return W, v
 
 
 class Featurized:
@@ -136,7 +164,8 @@ def stacked(F: Featurized, i: int, w1d: np.ndarray, w1s: np.ndarray) -> np.ndarr
     return np.hstack([F.X[i], stack_features(p1, F.blocks[i], F.ids[i])])
 
 
-def train(train_pages: list[D.Page], tune_pages: list[D.Page], l2: float = 1e-4, log=print) -> tuple[ExtractorModel, dict]:
+def train(train_pages: list[D.Page], tune_pages: list[D.Page], l2: float = 1e-4, hidden: int = 0,
+          log=print) -> tuple[ExtractorModel, dict]:
     t0 = time.process_time()
     F = Featurized(train_pages)
     log(f"train: {len(F.pages)} pages, {F.bounds[-1]} blocks, {int(sum(y.sum() for y in F.y))} main-content blocks")
@@ -155,8 +184,11 @@ def train(train_pages: list[D.Page], tune_pages: list[D.Page], l2: float = 1e-4,
     w = np.concatenate([sample_weight(b) for b in F.blocks])
     reg = np.full(Z2.shape[1], l2)
     reg[0] = 0.0
-    w2 = fit_logistic(Z2, y, w, reg)
-    model = ExtractorModel(w1d, w1s, w2, 0.5)
+    if hidden:
+        W, v = fit_mlp(Z2, y, w, hidden, l2)
+        model = ExtractorModel(w1d, w1s, v, 0.5, W)
+    else:
+        model = ExtractorModel(w1d, w1s, fit_logistic(Z2, y, w, reg), 0.5)
     # threshold: best mean WCXB score on the tune domains (never reported)
     T = Featurized(tune_pages)
     scores = [model.scores(b) for b in T.blocks]
@@ -179,7 +211,7 @@ def train(train_pages: list[D.Page], tune_pages: list[D.Page], l2: float = 1e-4,
     model.threshold = best[1][0]
     info = {"train_pages": len(F.pages), "train_blocks": F.bounds[-1], "tune_pages": len(T.pages),
             "threshold": model.threshold, "tune_f1": round(best[1][1], 4), "tune_kept": round(best[1][2], 4),
-            "tune_leaked": round(best[1][3], 4), "l2": l2, "train_cpu_seconds": round(time.process_time() - t0, 1)}
+            "tune_leaked": round(best[1][3], 4), "l2": l2, "hidden": hidden, "train_cpu_seconds": round(time.process_time() - t0, 1)}
     return model, info
 
 
@@ -192,19 +224,20 @@ def data_digest(pages: list[D.Page]) -> str:
     return h.hexdigest()
 
 
-def build(wcxb_dir: Path, out: Path, command: str, l2: float = 1e-4, log=print) -> dict:
+def build(wcxb_dir: Path, out: Path, command: str, l2: float = 1e-4, hidden: int = 0, log=print) -> dict:
     train_pages = D.wcxb_pages(wcxb_dir, {"train"})
     tune_pages = D.wcxb_pages(wcxb_dir, {"tune"})
-    model, info = train(train_pages, tune_pages, l2, log)
+    model, info = train(train_pages, tune_pages, l2, hidden, log)
     out.mkdir(parents=True, exist_ok=True)
     blob = model.to_json()
     (out / MODEL_FILE).write_text(blob, encoding="utf-8")
+    digest = hashlib.sha256(blob.encode()).hexdigest()
     from importlib.metadata import version
 
     manifest = {
         "name": "refinery-extractor",
         "language": "any",
-        "version": 1,
+        "version": digest[:12],
         "kind": "extractor",
         "command": command,
         "description": "per-block main-content classifier over a selectolax/lexbor DOM: pass-1 logistic regression on "
@@ -218,9 +251,9 @@ def build(wcxb_dir: Path, out: Path, command: str, l2: float = 1e-4, log=print) 
             "licence": "CC-BY-4.0 (WCXB, (c) 2026 Murrough Foley, DOI 10.5281/zenodo.19316874); the model holds "
                        "weights only, no page text",
         },
-        "parameters": {k: info[k] for k in ("l2", "threshold")},
-        "metrics": {k: v for k, v in info.items() if k not in ("l2", "threshold", "train_cpu_seconds")},
-        "files": {"model": {"path": MODEL_FILE, "sha256": hashlib.sha256(blob.encode()).hexdigest()}},
+        "parameters": {k: info[k] for k in ("l2", "hidden", "threshold")},
+        "metrics": {k: v for k, v in info.items() if k not in ("l2", "hidden", "threshold", "train_cpu_seconds")},
+        "files": {"model": {"path": MODEL_FILE, "sha256": digest, "bytes": len(blob.encode())}},
         "software": {"selectolax": version("selectolax"), "numpy": version("numpy"), "scipy": version("scipy"),
                      "python": platform.python_version()},
     }
