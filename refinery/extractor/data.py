@@ -47,7 +47,8 @@ def wcxb_pages(base: Path, parts: set[str] | None = None) -> list[Page]:
             if parts is not None and domain_part(r["domain"]) not in parts:
                 continue
             html = gzip.decompress((base / r["html_path"]).read_bytes())
-            out.append(Page("wcxb", r["file_id"], html, r.get("main_content") or "", r["page_type"], r["domain"],
+            kind = r["page_type"]["primary"] if isinstance(r["page_type"], dict) else r["page_type"]
+            out.append(Page("wcxb", r["file_id"], html, r.get("main_content") or "", kind, r["domain"],
                             list(r.get("with") or []), list(r.get("without") or [])))
     return out
 
@@ -66,7 +67,9 @@ def snippet_pages(base: Path) -> list[Page]:
     data = json.loads((base / "evaldata.json").read_text(encoding="utf-8"))
     out = []
     for url, item in sorted(data.items()):
-        path = base / "pages" / (item["file"] + ".gz")
+        path = base / "pages" / item["file"]  # SOURCE.txt: pages were gzipped in place; the name may lack ".gz"
+        if not path.exists():
+            path = base / "pages" / (item["file"] + ".gz")
         if path.exists():
             out.append(Page("snippets", item["file"], gzip.decompress(path.read_bytes()), None, "",
                             with_=list(item.get("with") or []), without=list(item.get("without") or [])))
