@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from selectolax.lexbor import LexborHTMLParser
@@ -38,7 +38,6 @@ _PRE_BIT = _LANDMARK_BIT["pre"]
 _TOKEN_SPLIT = re.compile(r"[^a-z]+")
 _WS = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _NL = re.compile(r" *\n[ \n]*")
-_PUNCT = re.compile(r"[.,;:!?。，、！？]")
 _SENT_END = ('.', '!', '?', '"', '”', '。', '！', '？', ')', ':')
 ATTRS = ("class", "id", "role", "itemprop")
 
@@ -127,8 +126,7 @@ class Block:
     link_chars: int
     heading: int  # 0, or 1 (h1), 2 (h2-h3), 3 (h4-h6)
     landmarks: int
-    inline_tags: int = 0  # bit set of inline landmarks (a) touching the text
-    extra: list[int] = field(default_factory=list)
+    inline_tags: int = 0  # bit set: 1 link text, 2 inline code in the block
 
 
 class TooComplex(Exception):
@@ -249,11 +247,3 @@ def page_blocks(html: str, max_elements: int | None = None) -> list[Block]:
             p.link_chars += f.link_chars
             p.blocks += f.blocks
     return blocks
-
-
-def is_sentence_end(text: str) -> bool:
-    return text.endswith(_SENT_END)
-
-
-def punct_count(text: str) -> int:
-    return len(_PUNCT.findall(text))
