@@ -97,7 +97,7 @@ def refinery_pipeline() -> Path:
     spec["stages"] = [st for st in spec["stages"] if next(iter(st)) in ("extract", "langid", "quality", "dedup")]
     for stage in spec["stages"]:
         if "extract" in stage:  # cheap work before expensive work (docs/pipelines.md)
-            stage["extract"] = dict(stage["extract"] or {}, prefilter_languages=["en"], prefilter_min_score=0.9)
+            stage["extract"] = dict(stage["extract"] or {}, extractor="trafilatura", prefilter_languages=["en"], prefilter_min_score=0.9)
         if "dedup" in stage:
             stage["dedup"].update(num_perm=112, bands=14, rows=8)
     path = OUT / "compare-web-en.yaml"

@@ -10,7 +10,7 @@ PY=${PYTHON:-.venv/bin/python}
 REF=$DATA/lm_reference
 PAGES=$DATA/extraction/boilerplate_snippets/pages   # real web pages (never the article benchmark)
 LEIPZIG=$DATA/langid/sentences                     # Leipzig news/web sentences
-WANT=" ${*:-en de fr es ru zh tox-en tox-zh} "
+WANT=" ${*:-en de fr es ru zh tox-en tox-zh extractor} "
 UDHR=$DATA/langid/udhr/udhr_paragraphs.tsv          # Universal Declaration of Human Rights, 448 languages
 refinery() { "$PY" -m refinery.cli "$@"; }
 
@@ -44,4 +44,8 @@ refinery() { "$PY" -m refinery.cli "$@"; }
          clean-wikitext:$REF/wikitext2/valid.txt clean-wikitext:$REF/wikitext2/test.txt
 [[ $WANT == *" tox-zh "* ]] && refinery models build-toxicity --lang zh \
   --data cold:$DATA/toxicity/cold_zh/train.csv --eval cold:$DATA/toxicity/cold_zh/dev.csv
+# Main-content extractor (extract: {extractor: refinery}).  WCXB dev pages split by domain inside the
+# command: crc32(domain) % 10 in 0-5 train, 6 chooses the threshold, 7-9 are never used (bench/extraction_f1.py
+# reports on them, on the article benchmark and on the trafilatura evaluation pages).
+[[ $WANT == *" extractor "* ]] && refinery models build-extractor --wcxb $DATA/extraction/wcxb_dev
 du -ch refinery/models/default | tail -1

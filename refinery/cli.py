@@ -261,6 +261,16 @@ def cmd_models_build_toxicity(args) -> int:
     return 0
 
 
+def cmd_models_build_extractor(args) -> int:
+    from refinery.extractor.model import DEFAULT_DIR
+    from refinery.extractor.train import build
+
+    out = Path(args.out) if args.out else DEFAULT_DIR
+    manifest = build(Path(args.wcxb), out, _command_line(args), l2=args.l2, hidden=args.hidden)
+    print(f"wrote {out} (version {manifest['version']}, tune F1 {manifest['metrics']['tune_f1']})")
+    return 0
+
+
 def cmd_models_ls(args) -> int:
     from refinery.models.registry import KINDS, available, model_root, read_manifest
 
@@ -386,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--bucket", type=int, default=200_000, help="fastText hash buckets for word n-grams")
     bt.add_argument("--no-quantize", action="store_true")
     bt.set_defaults(fn=cmd_models_build_toxicity)
+    be = msub.add_parser("build-extractor", help="train the main-content block classifier of `extract: {extractor: refinery}`")
+    be.add_argument("--wcxb", required=True, help="WCXB dev folder (ground_truth.jsonl.gz, html/); split by domain")
+    be.add_argument("--out", default=None, help="model directory (default: refinery/models/default/extractor)")
+    be.add_argument("--l2", type=float, default=1e-4, help="L2 penalty of both passes")
+    be.add_argument("--hidden", type=int, default=0, help="pass 2 as a tanh MLP of this many units (0: logistic regression)")
+    be.set_defaults(fn=cmd_models_build_extractor)
     ml = msub.add_parser("ls", help="list models with versions and held-out metrics")
     ml.add_argument("--root", default=None, help="model root (default: the shipped models)")
     ml.set_defaults(fn=cmd_models_ls)

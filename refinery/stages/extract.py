@@ -13,6 +13,10 @@ trafilatura runs.  It only drops at high confidence (`prefilter_min_score`); on
 the real pages no page it drops at 0.9 would have passed the langid stage
 (bench/README.md, "Throughput vs datatrove").
 
+`extractor: refinery` is Refinery's own extractor (refinery/extractor/): a per-block main-content
+classifier over a lexbor DOM, trained by `refinery models build-extractor` (docs/models.md), several
+times faster than trafilatura (figures: bench/README.md, "Extractors").
+
 `extractor: resiliparse` trades extraction quality for speed (about 10x the pages/s,
 token F1 0.92 instead of 0.96 on the article benchmark: bench/README.md), for
 operators whose budget is CPU.
@@ -30,7 +34,7 @@ from typing import Iterator, Literal
 import pyarrow as pa
 import trafilatura
 from lxml.html import HtmlElement
-from pydantic import Field
+from pydantic import Field, model_validator
 from trafilatura.utils import decode_file, load_html
 
 from refinery.config import StrictModel
@@ -50,9 +54,10 @@ RESILIPARSE_MAX_DEPTH = 5_000
 
 
 class ExtractOptions(StrictModel):
-    extractor: Literal["trafilatura", "resiliparse"] = Field(
-        "trafilatura", description="trafilatura (best quality) or resiliparse (about 10x faster)"
+    extractor: Literal["trafilatura", "resiliparse", "refinery"] = Field(
+        "trafilatura", description="trafilatura, resiliparse (about 10x faster), or refinery (own block classifier)"
     )
+    extractor_model: str = Field("default", description="extractor: refinery only: model directory ('default': shipped)")
     max_html_bytes: int = Field(5_000_000, ge=1024, description="larger pages are dropped as too_large")
     max_tree_elements: int = Field(60_000, ge=100, description="larger DOMs are dropped as too_complex")
     cpu_seconds_limit: float | None = Field(60.0, gt=0, description="CPU-time guard; null disables")
@@ -68,6 +73,19 @@ class ExtractOptions(StrictModel):
     )
     prefilter_min_score: float = Field(0.9, ge=0.5, le=1.0, description="lid.176 confidence needed to drop a page")
     prefilter_max_chars: int = Field(4000, ge=100, description="characters of raw page text given to the model")
+
+    @model_validator(mode="after")
+    def _extractor_model_exists(self) -> "ExtractOptions":
+        """`extractor: refinery` without its model fails when the pipeline is loaded, naming the build command."""
+        if self.extractor == "refinery":
+            from refinery.errors import ModelError
+            from refinery.extractor.model import load_extractor
+
+            try:
+                load_extractor(self.extractor_model)
+            except ModelError as err:
+                raise ValueError(str(err)) from None
+        return self
 
 
 def _empty_detail(text: str | None, min_chars: int, extractor: str) -> str:
@@ -142,6 +160,10 @@ class ExtractStage(Stage):
 
     def setup(self) -> None:
         self.lid = None
+        if self.options.extractor == "refinery":
+            from refinery.extractor.model import load_extractor
+
+            self.refinery_model = load_extractor(self.options.extractor_model)
         if self.options.prefilter_languages:
             from refinery.models import BUNDLED_LID, lid_model_path, load_fasttext
 
@@ -209,6 +231,10 @@ class ExtractStage(Stage):
         return info
 
     def _extractor_info(self) -> dict:
+        if self.options.extractor == "refinery":
+            from refinery.extractor.model import model_info
+
+            return {"refinery_extractor": model_info(self.options.extractor_model)}
         if self.options.extractor == "resiliparse":
             from importlib.metadata import version
 
@@ -232,6 +258,8 @@ class ExtractStage(Stage):
             return None, "too_large", f"html_bytes={len(payload)}>{opts.max_html_bytes} (max_html_bytes)"
         if opts.extractor == "resiliparse":
             return self._extract_resiliparse(payload, charset)
+        if opts.extractor == "refinery":
+            return self._extract_refinery(payload, charset)
         try:
             html = decode_html(payload, charset)
             tree: HtmlElement | None = load_html(html)
@@ -280,6 +308,33 @@ class ExtractStage(Stage):
             return None, "extract_error", f"{type(err).__name__}: {err}"[:500]
         if not text or len(text) < opts.min_text_chars:
             return None, "empty", _empty_detail(text, opts.min_text_chars, "resiliparse")
+        return text, None, None
+
+    def _extract_refinery(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
+        from refinery.extractor.blocks import TooComplex
+
+        opts: ExtractOptions = self.options
+        model = getattr(self, "refinery_model", None)
+        if model is None:
+            self.setup()
+            model = self.refinery_model
+        try:
+            html = decode_html(payload, charset)
+        except Exception as err:  # noqa: BLE001
+            return None, "parse_error", str(err)[:500]
+        try:
+            with cpu_budget(opts.cpu_seconds_limit):
+                text = model.extract(html, max_elements=opts.max_tree_elements)
+        except TooComplex as err:
+            return None, "too_complex", str(err)
+        except CpuBudgetExceeded:
+            return None, "cpu_limit", f"over {opts.cpu_seconds_limit} CPU seconds"
+        except RecursionError:
+            return None, "too_complex", "tree too deep"
+        except Exception as err:  # noqa: BLE001
+            return None, "extract_error", f"{type(err).__name__}: {err}"[:500]
+        if not text or len(text) < opts.min_text_chars:
+            return None, "empty", None
         return text, None, None
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
