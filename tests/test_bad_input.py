@@ -287,7 +287,9 @@ def test_red_team_records_cost_only_themselves(bad_batch):
         details = [r["detail"] for r in rej[name]]
         assert len(details) == n and all("column 'html' is" in x for x in details), details
     big = rej["big_records.warc.gz"]
-    assert len(big) == BIG_RECORDS and {r["reason"] for r in big} == {"too_large"}, {r["reason"] for r in big}
+    # the records share one payload: raw-copy dedup drops all but the first before extraction
+    assert len(big) == BIG_RECORDS and "too_large" in {r["reason"] for r in big}
+    assert {r["reason"] for r in big} <= {"too_large", "exact_raw"}, {r["reason"] for r in big}
 
 
 def test_warcio_files_each_report_or_commit(bad_batch):
@@ -323,5 +325,5 @@ def test_task_error_is_one_plain_line(bad_batch):
 
     with pytest.raises(ray.exceptions.RayTaskError) as err:
         ray.get(fails.remote())
-    assert "Traceback" in str(err.value)  # what the batch error used to be
+    assert "\x1b[" in str(err.value) and "File " in str(err.value)  # what the batch error used to be
     assert one_line(err.value) == "TypeError: Cannot convert pyarrow.lib.ChunkedArray to pyarrow.lib.Array"
