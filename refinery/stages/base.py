@@ -32,6 +32,7 @@ class StageResult:
     reasons: list[str | None]  # rule that drops each row, None to keep
     details: list[str | None] | None = None  # free text for the rejects table (e.g. an error)
     dup_of: list[str | None] | None = None  # for dedup: the kept copy's doc_id
+    counts: dict[str, int] | None = None  # events other than drops (pii: spans replaced per kind), summed per stage
 
 
 class Stage(ABC):

@@ -1,0 +1,278 @@
+"""Finding PII spans in text: e-mail addresses, phone numbers, IP addresses, card numbers, IBANs.
+
+Every kind is a cheap regex for candidates followed by a validity check that a
+random string of digits rarely passes, because precision matters as much as
+recall (a corpus full of redacted version numbers, dates and ISBNs is damaged):
+
+- e-mail: RFC 5322 "dot-atom" addresses with an alphabetic TLD that is not a
+  file extension (`logo@2x.png` is an image, not an address);
+- phone: Google's libphonenumber (`phonenumbers.PhoneNumberMatcher`, leniency
+  VALID): international numbers (`+44 ...`) in any country, national ones for
+  the regions configured for the document's language;
+- IP: IPv4 and IPv6 literals that Python's `ipaddress` accepts and calls
+  global (public), as datatrove does; a dotted quad right after a version word
+  (`version 1.9.7.1`, `v2.0.0.16`) is a version number;
+- credit card: 13-19 digits, compact or in the printed groups, with a known
+  issuer prefix (IIN) and a valid Luhn check digit (ISBNs start 978/979, no IIN);
+- IBAN: a country code with its registered length and a valid ISO 7064 mod-97
+  checksum, compact or in groups of four.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+KINDS = ("email", "phone", "ip", "credit_card", "iban")
+# When two spans overlap the more specific kind wins (a card number also parses as a phone).
+PRIORITY = {"email": 0, "iban": 1, "credit_card": 2, "ip": 3, "phone": 4}
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    start: int
+    end: int
+    kind: str
+
+
+# --- e-mail ---------------------------------------------------------------------------------------
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_EMAIL = re.compile(
+    rf"(?<![A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]){_ATOM}(?:\.{_ATOM})*"
+    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24}))(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
+)
+_FILE_TLDS = frozenset(
+    "png jpg jpeg gif svg webp avif bmp ico tif tiff css js mjs json xml html htm php pdf mp3 mp4 webm woff woff2 ttf".split()
+)
+
+
+def find_emails(text: str) -> Iterable[Span]:
+    if "@" not in text:
+        return
+    for m in _EMAIL.finditer(text):
+        if m.group(2).lower() in _FILE_TLDS:
+            continue
+        yield Span(m.start(), m.end(), "email")
+
+
+# --- IP addresses ---------------------------------------------------------------------------------
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
+)
+# A dotted quad after one of these words is a version (software, firmware), not an address.
+_VERSION_BEFORE = re.compile(
+    r"(?:\b(?:v|ver|vers|version|versions|release|build|firmware|update|patch|rev|revision|sdk|api|kernel|driver|"
+    r"ios|android|macos|windows|python|java|node|chrome|firefox|edition|fw|sw|hw)\.?\s*[:=]?\s*|\bv)$",
+    re.IGNORECASE,
+)
+
+
+def _global(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr).is_global
+    except ValueError:  # leading zeros, octets over 255, malformed IPv6
+        return False
+
+
+def find_ips(text: str) -> Iterable[Span]:
+    if "." in text:
+        for m in _IPV4.finditer(text):
+            if _global(m.group()) and not _VERSION_BEFORE.search(text[max(0, m.start() - 24) : m.start()]):
+                yield Span(m.start(), m.end(), "ip")
+    if ":" in text:
+        for m in _IPV6.finditer(text):
+            s = m.group()
+            if sum(1 for g in s.split(":") if g) >= 3 and _global(s):  # `a::b` in code is no address
+                yield Span(m.start(), m.end(), "ip")
+
+
+# --- credit-card numbers --------------------------------------------------------------------------
+_CARD = re.compile(
+    r"(?<![\w.,/+-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5})(?![\w/-]|[.,]\d)"
+)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _card_issuer(d: str) -> bool:
+    """True when the number's prefix and length belong to a card network (ISO/IEC 7812 IINs)."""
+    n = len(d)
+    p2, p3, p4, p6 = int(d[:2]), int(d[:3]), int(d[:4]), int(d[:6])
+    if d[0] == "4":  # Visa
+        return n in (13, 16, 19)
+    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:  # Mastercard
+        return n == 16
+    if p2 in (34, 37):  # American Express
+        return n == 15
+    if p4 == 6011 or p2 == 65 or 644 <= p3 <= 649 or 622126 <= p6 <= 622925:  # Discover
+        return 16 <= n <= 19
+    if 3528 <= p4 <= 3589:  # JCB
+        return 16 <= n <= 19
+    if 300 <= p3 <= 305 or p2 in (36, 38, 39) or p4 == 3095:  # Diners Club
+        return 14 <= n <= 19
+    if p2 == 62 or p2 == 81:  # UnionPay
+        return 16 <= n <= 19
+    if p4 in (5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763):  # Maestro
+        return 12 <= n <= 19
+    if 2200 <= p4 <= 2204:  # Mir
+        return 16 <= n <= 19
+    return False
+
+
+def find_cards(text: str) -> Iterable[Span]:
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"[ -]", "", m.group())
+        if 13 <= len(digits) <= 19 and _card_issuer(digits) and _luhn(digits):
+            yield Span(m.start(), m.end(), "credit_card")
+
+
+# --- IBAN -----------------------------------------------------------------------------------------
+# Lengths from the SWIFT IBAN registry (release 99) and the experimental national IBANs in use.
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
+    "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28,
+    "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
+    "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
+    "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})(\d{2})")
+
+
+def _iban_valid(compact: str) -> bool:
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def find_ibans(text: str) -> Iterable[Span]:
+    for m in _IBAN_START.finditer(text):
+        length = IBAN_LENGTHS.get(m.group(1))
+        if length is None:
+            continue
+        # Collect `length` characters, compact or in groups of four separated by one space.
+        i, chars, grouped = m.start(), [], None
+        while i < len(text) and len(chars) < length:
+            ch = text[i]
+            if ch.isascii() and (ch.isdigit() or ch.isupper()):
+                chars.append(ch)
+                i += 1
+            elif ch == " " and len(chars) % 4 == 0 and grouped is not False and i + 1 < len(text) and text[i + 1].isalnum():
+                grouped = True
+                i += 1
+            else:
+                break
+            if grouped is None and len(chars) > 4:
+                grouped = False
+        if len(chars) != length or (i < len(text) and text[i].isalnum()):
+            continue
+        if _iban_valid("".join(chars)):
+            yield Span(m.start(), i, "iban")
+
+
+# --- phone numbers --------------------------------------------------------------------------------
+_PHONE_HINT = re.compile(r"\d(?:[\d \t().\-/]{5,})\d")  # at least 7 characters of phone-ish digits
+# libphonenumber's VALID leniency still accepts many a German date (03.11.2019 is a valid DE number) or
+# range: national-format matches (no +country code) must also pass these checks.
+_DATE = re.compile(r"\(?\d{1,4}\.?\s?[./-]\s?\d{1,2}\.?\s?[./-]\s?\d{2,4}(?!\d)|\(?\d{1,2}\.\d{1,2}\.(?!\d)")
+_RANGE = re.compile(r"\d{1,5}\s*[–—-]\s*\d{1,5}")
+_DECIMAL = re.compile(r"\d+[.,]\d+")
+_SINGLE_DIGITS = re.compile(r"\d(?:[ .-]\d){3,}")
+_ID_BEFORE = re.compile(
+    r"(?:isbn|issn|doi|pmid|arxiv|p\.?\s?iva|vat|ust-?id|steuer-?nr|codice fiscale|siret|siren|kvk|sku|art\.?-?nr|"
+    r"order|invoice|id|no|nr|#)\W{0,3}$",
+    re.IGNORECASE,
+)
+_PHONE_WORD = re.compile(
+    r"(?:\b(?:tel|telephone|phone|fax|call|mobile|mob|cell|telefon|telefono|teléfono|téléphone|tél|handy|hotline|"
+    r"whatsapp|telefax|fon|fone)|\b[tfm]\s?[:.]|☎|📞)\W{0,4}$",
+    re.IGNORECASE,
+)
+
+
+def _plausible_phone(text: str, start: int, end: int) -> bool:
+    span = text[start:end]
+    if "\t" in span or "\n" in span:  # table cells, not one number
+        return False
+    prev = text[start - 1 : start]
+    if prev and (prev.isalnum() or prev in "/_=#&?@." or (prev == ":" and text[start - 2 : start - 1].isdigit())):
+        return False  # inside a URL, an identifier, after a time of day
+    nxt = text[end : end + 1]
+    if nxt and (nxt.isalnum() or nxt in "/_=#&@"):
+        return False
+    if span.startswith("+"):
+        return True
+    before = text[max(0, start - 30) : start]
+    if _ID_BEFORE.search(before):
+        return False
+    if _DATE.match(span) or _DECIMAL.fullmatch(span) or _RANGE.fullmatch(span) or _SINGLE_DIGITS.fullmatch(span):
+        return False
+    if span.isdigit() and not _PHONE_WORD.search(before):
+        return False  # a bare run of digits is an identifier unless the text says it is a number to call
+    return True
+
+
+def find_phones(text: str, regions: Sequence[str]) -> Iterable[Span]:
+    """International numbers anywhere; national ones as numbers of `regions` (region codes: US, DE)."""
+    if not _PHONE_HINT.search(text):
+        return
+    from phonenumbers import Leniency, PhoneNumberMatcher
+
+    seen: set[tuple[int, int]] = set()
+    for region in regions or ("ZZ",):  # ZZ: unknown region, only +international numbers
+        for m in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
+            if (m.start, m.end) not in seen and _plausible_phone(text, m.start, m.end):
+                seen.add((m.start, m.end))
+                yield Span(m.start, m.end, "phone")
+
+
+# --- all kinds ------------------------------------------------------------------------------------
+def find_pii(text: str, kinds: Iterable[str] = KINDS, phone_regions: Sequence[str] = ("US",)) -> list[Span]:
+    """Non-overlapping PII spans of `kinds` in text order (overlaps go to the more specific kind)."""
+    kinds = set(kinds)
+    found: list[Span] = []
+    if "email" in kinds:
+        found.extend(find_emails(text))
+    if "iban" in kinds:
+        found.extend(find_ibans(text))
+    if "credit_card" in kinds:
+        found.extend(find_cards(text))
+    if "ip" in kinds:
+        found.extend(find_ips(text))
+    if "phone" in kinds:
+        found.extend(find_phones(text, phone_regions))
+    found.sort(key=lambda s: (PRIORITY[s.kind], s.start, -s.end))
+    kept: list[Span] = []
+    for span in found:
+        if all(span.end <= k.start or span.start >= k.end for k in kept):
+            kept.append(span)
+    kept.sort()
+    return kept
+
+
+def redact(text: str, spans: Sequence[Span], placeholders: dict[str, str]) -> str:
+    """`text` with every span replaced by its kind's placeholder; everything else byte-identical."""
+    if not spans:
+        return text
+    out, pos = [], 0
+    for s in spans:
+        out.append(text[pos : s.start])
+        out.append(placeholders[s.kind])
+        pos = s.end
+    out.append(text[pos:])
+    return "".join(out)
