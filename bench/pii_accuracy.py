@@ -72,6 +72,17 @@ def main() -> None:
             seconds += dt
             chars += len(page.text.encode())
             docs += 1
+        # A review of a detected span overrides the candidates' labels where they overlap it.
+        for d in found:
+            rev = reviews.get(span_key(page, page.text[d.start : d.end]), "absent")
+            if rev == "absent":
+                continue
+            overlapping = {g for g in gold if g[2] == d.kind and g[0] < d.end and d.start < g[1]}
+            if rev is None:
+                gold -= overlapping
+            elif rev == d.kind and not overlapping:
+                gold.add((d.start, d.end, d.kind))
+            reviewed[split, rev or "none"] += 1
         matched: set[tuple[int, int, str]] = set()
         for d in found:
             hit = next((g for g in gold if g[2] == d.kind and g[0] < d.end and d.start < g[1] and g not in matched), None)

@@ -62,10 +62,12 @@ _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
 )
-# A dotted quad after one of these words is a version (software, firmware), not an address.
+# A dotted quad after one of these words, after `product/` or `name-`, or opening a line (a table of
+# contents: `4.1.1.1 /var`) is a version or a section number, not an address.
 _VERSION_BEFORE = re.compile(
     r"(?:\b(?:v|ver|vers|version|versions|release|build|firmware|update|patch|rev|revision|sdk|api|kernel|driver|"
-    r"ios|android|macos|windows|python|java|node|chrome|firefox|edition|fw|sw|hw)\.?\s*[:=]?\s*|\bv)$",
+    r"ios|android|macos|windows|python|java|node|chrome|firefox|edition|fw|sw|hw|section|chapter|clause|step|rule|§)\.?\s*[:=]?\s*"
+    r"|\bv|[/-]|^[ \t•*·-]*)$",
     re.IGNORECASE,
 )
 
@@ -80,7 +82,8 @@ def _global(addr: str) -> bool:
 def find_ips(text: str) -> Iterable[Span]:
     if "." in text:
         for m in _IPV4.finditer(text):
-            if _global(m.group()) and not _VERSION_BEFORE.search(text[max(0, m.start() - 24) : m.start()]):
+            line_start = text.rfind("\n", max(0, m.start() - 24), m.start()) + 1 or max(0, m.start() - 24)
+            if _global(m.group()) and not _VERSION_BEFORE.search(text[max(line_start, m.start() - 24) : m.start()]):
                 yield Span(m.start(), m.end(), "ip")
     if ":" in text:
         for m in _IPV6.finditer(text):
@@ -179,8 +182,10 @@ def find_ibans(text: str) -> Iterable[Span]:
                 break
             if grouped is None and len(chars) > 4:
                 grouped = False
-        if len(chars) != length or (i < len(text) and text[i].isalnum()):
+        if len(chars) != length or (i < len(text) and text[i].isdigit()):
             continue
+        if i < len(text) and text[i].isalnum() and not re.match(r"[A-Za-z]{1,3}\b", text[i:]):
+            continue  # glued to a longer code; a glued currency (`...1341EUR`) is fine
         if _iban_valid("".join(chars)):
             yield Span(m.start(), i, "iban")
 
@@ -189,13 +194,20 @@ def find_ibans(text: str) -> Iterable[Span]:
 _PHONE_HINT = re.compile(r"\d(?:[\d \t().\-/]{5,})\d")  # at least 7 characters of phone-ish digits
 # libphonenumber's VALID leniency still accepts many a German date (03.11.2019 is a valid DE number) or
 # range: national-format matches (no +country code) must also pass these checks.
-_DATE = re.compile(r"\(?\d{1,4}\.?\s?[./-]\s?\d{1,2}\.?\s?[./-]\s?\d{2,4}(?!\d)|\(?\d{1,2}\.\d{1,2}\.(?!\d)")
+_DATE = re.compile(
+    r"\(?\d{1,4}\.?\s?[./-]\s?\d{1,2}\.?\s?[./-]\s?\d{2,4}(?!\d)|\(?\d{1,2}\.\d{1,2}\.(?!\d)|\d{1,2}\s?/\s?(?:19|20)\d{2}(?!\d)"
+)
+_SHORT_PAIR = re.compile(r"\d{1,4}\s?/\s?\d{1,4}")  # pages 164/165, issue 35/2023
+_DAY_YEAR = re.compile(r"\d{1,2}\s(?:19|20)\d{2}")  # Oct 13 2025
+_DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")  # an IP or CIDR range
+_THOUSANDS = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
 _RANGE = re.compile(r"\d{1,5}\s*[–—-]\s*\d{1,5}")
 _DECIMAL = re.compile(r"\d+[.,]\d+")
 _SINGLE_DIGITS = re.compile(r"\d(?:[ .-]\d){3,}")
 _ID_BEFORE = re.compile(
-    r"(?:isbn|issn|doi|pmid|arxiv|p\.?\s?iva|vat|ust-?id|steuer-?nr|codice fiscale|siret|siren|kvk|sku|art\.?-?nr|"
-    r"order|invoice|id|no|nr|#)\W{0,3}$",
+    r"(?:isbn|issn|doi|pmid|arxiv|p\.?\s?iva|vat|ust-?id|steuer-?nr|mwst\.?-?nr|codice fiscale|siret|siren|kvk|sku|art\.?-?nr|"
+    r"nit|nif|cif|rut|cuit|tax|"
+    r"order|invoice|id|no|nr|#)(?:\W{1,3}[A-Z]{2})?\W{0,3}$",
     re.IGNORECASE,
 )
 _PHONE_WORD = re.compile(
@@ -207,24 +219,34 @@ _PHONE_WORD = re.compile(
 
 def _plausible_phone(text: str, start: int, end: int) -> bool:
     span = text[start:end]
-    if "\t" in span or "\n" in span:  # table cells, not one number
+    if "\t" in span or "\n" in span or span.startswith("["):  # table cells, a regex class
         return False
-    prev = text[start - 1 : start]
-    if prev and (prev.isalnum() or prev in "/_=#&?@." or (prev == ":" and text[start - 2 : start - 1].isdigit())):
-        return False  # inside a URL, an identifier, after a time of day
+    intl = span.startswith("+")
+    prev, prev2 = text[start - 1 : start], text[start - 2 : start - 1]
+    if prev.isalpha() and not (intl or span.startswith("(")):
+        return False  # inside an identifier; flattened pages glue `Free Trial+1 408 ...`, `About(628) ...`
+    if prev and (prev.isdigit() or prev in "/_=#&@.," or (prev == ":" and prev2.isdigit()) or (prev == "-" and prev2.isalnum())):
+        return False  # inside a URL, a number, an identifier (doi:...-2016-011092), after a time of day
     nxt = text[end : end + 1]
-    if nxt and (nxt.isalnum() or nxt in "/_=#&@"):
+    if nxt and (nxt.isdigit() or nxt in "/_=#&@"):
         return False
-    if span.startswith("+"):
+    if intl:
         return True
     before = text[max(0, start - 30) : start]
-    if _ID_BEFORE.search(before):
+    if _ID_BEFORE.search(before) or _DOTTED_QUAD.search(span) or span.count("/") > 1:
         return False
-    if _DATE.match(span) or _DECIMAL.fullmatch(span) or _RANGE.fullmatch(span) or _SINGLE_DIGITS.fullmatch(span):
+    if sum(ch.isdigit() for ch in span) < 7:  # (134)134 reviews, a user id ( 135075 )
+        return False
+    if _DATE.match(span) or any(
+        p.fullmatch(span) for p in (_DECIMAL, _RANGE, _SINGLE_DIGITS, _SHORT_PAIR, _THOUSANDS, _DAY_YEAR)
+    ):
         return False
     if span.isdigit() and not _PHONE_WORD.search(before):
         return False  # a bare run of digits is an identifier unless the text says it is a number to call
     return True
+
+
+_GLUED = re.compile(r"(?<=\d)[^\W\d_]|[^\W\d_](?=[+(]\d)")
 
 
 def find_phones(text: str, regions: Sequence[str]) -> Iterable[Span]:
@@ -233,9 +255,13 @@ def find_phones(text: str, regions: Sequence[str]) -> Iterable[Span]:
         return
     from phonenumbers import Leniency, PhoneNumberMatcher
 
+    # Flattened pages glue numbers to words (`+1 (855) 572-8264Sales:`, `Contact Us(888) ...`), which
+    # libphonenumber refuses; the matcher reads a same-length copy with those letters blanked, and
+    # `_plausible_phone` judges the match on the real text.
+    soft = _GLUED.sub(" ", text)
     seen: set[tuple[int, int]] = set()
     for region in regions or ("ZZ",):  # ZZ: unknown region, only +international numbers
-        for m in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
+        for m in PhoneNumberMatcher(soft, region, leniency=Leniency.VALID):
             if (m.start, m.end) not in seen and _plausible_phone(text, m.start, m.end):
                 seen.add((m.start, m.end))
                 yield Span(m.start, m.end, "phone")

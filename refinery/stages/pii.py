@@ -41,6 +41,10 @@ DEFAULT_PHONE_REGIONS: dict[str, list[str]] = {
     "nl": ["NL", "BE"],
     "pl": ["PL"],
     "pt": ["PT", "BR"],
+    "ru": ["RU"],
+    "ja": ["JP"],
+    "zh": ["CN", "TW", "HK"],
+    "ko": ["KR"],
 }
 
 TEXT_FIELD = pa.field("text", pa.string())
