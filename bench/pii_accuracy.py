@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import shared, table  # noqa: E402
+from pii_planted import FORMATS_NOTE, plant  # noqa: E402
 from pii_labelset import SOURCES, candidates, label_page, load_reviews, luhn, pages, rule_label, span_key  # noqa: E402
 
 from refinery.pii.detect import KINDS, find_pii  # noqa: E402
@@ -56,6 +57,7 @@ def main() -> None:
     chars = docs = 0
     n_pages: Counter = Counter()
     tps: dict[str, list[str]] = {k: [] for k in KINDS}
+    held_out = []
     review_kinds = set(args.review.split(",")) if args.review else set()
     for page in pages(args.limit):
         split = page.split
@@ -69,6 +71,7 @@ def main() -> None:
         found = find_pii(page.text, stage.options.kinds, stage.regions(page.language))
         dt = time.process_time() - t0
         if split == "held-out":
+            held_out.append(page)
             seconds += dt
             chars += len(page.text.encode())
             docs += 1
@@ -130,6 +133,23 @@ def main() -> None:
     print(f"pages: {dict(n_pages)} (tune: boilerplate_snippets; held-out: wcxb_dev, article_benchmark)")
     print(table(rows, ("split", "kind", "gold", "TP", "FP", "FN", "precision", "recall", "reviewed")))
     print(f"reviewed as not PII: tune {reviewed['tune', 'none']}, held-out {reviewed['held-out', 'none']}")
+    rng = random.Random(17)
+    found_n: Counter = Counter()
+    planted_n: Counter = Counter()
+    for page in held_out:
+        regions = stage.regions(page.language)
+        text, spans = plant(page.text, rng, regions)
+        found = find_pii(text, stage.options.kinds, regions)
+        for s0, e0, kind in spans:
+            sub = kind
+            if kind == "ip":
+                sub = "ip (IPv6)" if ":" in text[s0:e0] else "ip (IPv4)"
+            planted_n[sub] += 1
+            if any(d.kind == kind and d.start <= s0 and d.end >= e0 for d in found):
+                found_n[sub] += 1
+    rows = [(k, planted_n[k], found_n[k], found_n[k] / planted_n[k]) for k in sorted(planted_n)]
+    print(f"\nplanted (synthetic items in the {len(held_out)} held-out pages; {FORMATS_NOTE}): recall")
+    print(table(rows, ("kind", "planted", "found", "recall")))
     if seconds:
         print(f"detector speed (held-out, one core): {docs / seconds:.0f} docs/CPU-s, {chars / seconds / 1e6:.2f} MB/CPU-s "
               f"({docs} pages, {chars / docs / 1000:.1f} KB mean)")
