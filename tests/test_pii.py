@@ -217,3 +217,16 @@ def test_sample_batch_keeps_every_non_pii_byte():
         out = stage.process(text_batch(batch_texts)).batch.column("text").to_pylist()
         replaced = sum(assert_only_spans_changed(a, b, stage.placeholders) for a, b in zip(batch_texts, out))
         assert replaced >= min_replaced
+
+
+def test_labels_file_holds_hashes_and_labels_only():
+    """The shipped hand review names spans by salted hash: no address or number may leak into it."""
+    from conftest import REPO
+
+    lines = [ln for ln in (REPO / "bench" / "data" / "pii_labels.tsv").read_text(encoding="utf-8").splitlines() if not ln.startswith("#")]
+    assert lines[0] == "key\tlabel\tnote" and len(lines) > 100
+    for line in lines[1:]:
+        key, label, note = line.split("\t")
+        assert re.fullmatch(r"[0-9a-f]{20}", key), line
+        assert label in {"email", "phone", "ip", "credit_card", "iban", "none"}, line
+        assert "@" not in note and not re.search(r"\d{3}", note), line
