@@ -230,3 +230,20 @@ def test_labels_file_holds_hashes_and_labels_only():
         assert re.fullmatch(r"[0-9a-f]{20}", key), line
         assert label in {"email", "phone", "ip", "credit_card", "iban", "none"}, line
         assert "@" not in note and not re.search(r"\d{3}", note), line
+
+
+def test_stage_events_reach_metrics_and_provenance(tmp_path):
+    from refinery.service.metrics import ServiceMetrics
+    from refinery.service.queue import BatchQueue
+    from refinery.store import CorpusStore
+
+    store = CorpusStore(tmp_path / "store")
+    m = ServiceMetrics(store, BatchQueue(store.state_dir / "q.db"))
+    m.unit_done("web-en", {"pii": {"in": 3, "out": 3, "dropped": {}, "seconds": 0.1, "events": {"email": 2, "phone": 1}}})
+    samples = {(s.labels["stage"], s.labels["event"]): s.value
+               for fam in m.registry.collect() if fam.name == "refinery_stage_events" for s in fam.samples
+               if s.name.endswith("_total")}
+    assert samples == {("pii", "email"): 2.0, ("pii", "phone"): 1.0}
+    info = PipelineRunner(resolve("web-en")).model_info()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", info["pii"]["phonenumbers"])
+    assert re.fullmatch(r"[0-9a-f]{64}", info["pii"]["rules_sha256"])

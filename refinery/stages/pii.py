@@ -102,10 +102,12 @@ class PiiStage(Stage):
         self.default_regions = tuple(o.phone_regions.get("default", []))
 
     def model_info(self) -> dict:
-        from refinery.models import package_version
+        from refinery.models import file_sha256, package_version
+        from refinery.pii import detect
 
-        # libphonenumber's metadata decides which numbers are valid: its version changes output.
-        return {"pii": {"phonenumbers": package_version("phonenumbers")}}
+        # The rules are code and libphonenumber's metadata decides which numbers are valid: both change
+        # output, so both go into the commit's provenance (and the batch key, which covers models).
+        return {"pii": {"rules_sha256": file_sha256(detect.__file__), "phonenumbers": package_version("phonenumbers")}}
 
     def regions(self, language: str | None) -> tuple[str, ...]:
         regions = self.options.phone_regions.get(language or "")
