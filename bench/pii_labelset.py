@@ -7,7 +7,8 @@ at run time from ../shared/data, and only the hand review ships, as
 a note that names no PII).
 
 How a span gets its label (docs: bench/README.md, "PII"):
-1. Text: every page's full visible text (resiliparse `extract_plain_text`,
+1. Text (three splits: `tune`, the pages the rules were written against; `held-out`, labelled and
+   partly looked at while rules were revised; `fresh`, crawls only ever labelled): every page's full visible text (resiliparse `extract_plain_text`,
    `main_content=False`, so footers and contact blocks are in), language from
    lid.176 on its first 1,000 characters.
 2. Candidates: broad patterns, much wider than the detector's, for anything
@@ -35,10 +36,8 @@ import csv
 import gzip
 import hashlib
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 from common import REPO, SHARED_DATA
@@ -49,6 +48,8 @@ SOURCES = {
     "boilerplate_snippets": ("extraction/boilerplate_snippets/pages", "tune"),
     "wcxb_dev": ("extraction/wcxb_dev/html", "held-out"),
     "article_benchmark": ("extraction/article_benchmark/html", "held-out"),
+    # Never looked at while the detector was written or revised: labelled (rules + review) only.
+    "crawls": ("warc/dolma_wget/*.warc.gz warc/resiliparse_tests/warcfile.warc.gz warc/whirlwind_cc/whirlwind.warc.gz", "fresh"),
 }
 SALT = b"refinery-pii-labels-v1"
 
@@ -97,7 +98,7 @@ def span_key(page: Page, span: str) -> str:
     return hashlib.sha256(SALT + f"{page.source}/{page.key}\0{span}".encode()).hexdigest()[:20]
 
 
-def pages(limit: int | None = None) -> Iterator[Page]:
+def pages(limit: int | None = None, sources: set[str] | None = None) -> Iterator[Page]:
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
@@ -105,15 +106,32 @@ def pages(limit: int | None = None) -> Iterator[Page]:
 
     lid = load_fasttext(lid_model_path("lid.176.ftz"))
     for source, (rel, split) in SOURCES.items():
-        root = SHARED_DATA / rel
-        for path in sorted(root.glob("*.htm*"))[:limit]:
-            raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        if sources and source not in sources:
+            continue
+        for key, raw in _documents(rel, limit):
             html = bytes_to_str(raw, detect_encoding(raw))
             text = extract_plain_text(html, main_content=False, links=False, alt_texts=False, preserve_formatting=True)
             head = text[:1000].replace("\n", " ")
             labels, _ = lid.predict([head], k=1)
             lang = labels[0][0].removeprefix("__label__") if head.strip() and len(labels[0]) else None
-            yield Page(source, path.name.split(".")[0], split, text, lang)
+            yield Page(source, key, split, text, lang)
+
+
+def _documents(rel: str, limit: int | None) -> Iterator[tuple[str, bytes]]:
+    """(key, raw HTML) of a folder of pages, or of the HTML responses in the WARC files named."""
+    if ".warc" not in rel:
+        for path in sorted((SHARED_DATA / rel).glob("*.htm*"))[:limit]:
+            yield path.name.split(".")[0], gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        return
+    from refinery.readers.warc import iter_records
+
+    n = 0
+    for pattern in rel.split():
+        for path in sorted(SHARED_DATA.glob(pattern)):
+            for row in iter_records(str(path), 0, None):
+                if row.get("html") and (limit is None or n < limit):
+                    n += 1
+                    yield f"{path.name}:{row['record_id']}", row["html"]
 
 
 def luhn(d: str) -> bool:
@@ -199,7 +217,3 @@ def label_page(page: Page, reviews: dict[str, str | None]) -> list[Labelled]:
         seen.add((s, e, label))
         out.append(Labelled(page, s, e, label, origin))
     return out
-
-
-def as_json(items: list[Labelled]) -> str:
-    return json.dumps([{"source": x.page.source, "key": x.page.key, "start": x.start, "end": x.end, "kind": x.kind} for x in items])
