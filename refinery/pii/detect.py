@@ -20,6 +20,7 @@ recall (a corpus full of redacted version numbers, dates and ISBNs is damaged):
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ _EMAIL = re.compile(
     rf"(?<![A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]){_ATOM}(?:\.{_ATOM})*"
     r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24}))(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
 )
+_ATOM_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~.-")
 _FILE_TLDS = frozenset(
     "png jpg jpeg gif svg webp avif bmp ico tif tiff css js mjs json xml html htm php pdf mp3 mp4 webm woff woff2 ttf".split()
 )
@@ -66,8 +68,15 @@ def find_emails(text: str) -> Iterable[Span]:
     seen_end = -1
     at = text.find("@")
     while at >= 0:
-        for m in _EMAIL.finditer(text, max(0, at - 64), at + 256):
-            if m.start() < at < m.end() and m.end() > seen_end and m.group(2).lower() not in _FILE_TLDS:
+        # The local part is the run of atom characters before the @ (at most 64): one match from its start.
+        start = at
+        while start > 0 and at - start < 64 and text[start - 1] in _ATOM_CHARS:
+            start -= 1
+        while start < at and text[start] == ".":
+            start += 1
+        if start < at and at > seen_end:
+            m = _EMAIL.match(text, start, min(len(text), at + 256))
+            if m and m.end() > at and (m.end() == len(text) or m.end() < at + 256) and m.group(2).lower() not in _FILE_TLDS:
                 seen_end = m.end()
                 yield Span(m.start(), m.end(), "email")
         at = text.find("@", at + 1)
@@ -297,6 +306,29 @@ def _plausible_phone(text: str, start: int, end: int) -> bool:
 _GLUED = re.compile(r"(?<=\d)[^\W\d_]|[^\W\d_](?=[+(]\d)")
 
 
+_DIGIT_GROUP = re.compile(r"(?<!\d)\d{3,17}(?!\d)")
+_MAX_WINDOW = 64  # no written phone number is longer than ~30 characters
+
+
+_TABLE_RUN = 200
+
+
+def _phone_windows(text: str) -> Iterable[tuple[int, int, bool]]:
+    """(start, end, in_table) of the digit runs worth parsing.  A long run (a table of numbers) comes
+    in overlapping 64-character windows, so a page of numbers costs time in proportion to its length,
+    and is only searched for +international numbers: every window of a table of bare numbers would
+    otherwise be parsed once per region (a 100 KB table: over a minute)."""
+    for start, end in _numeric_runs(text, 7):
+        if end - start <= _MAX_WINDOW:
+            yield start, end, False
+            continue
+        table = end - start > _TABLE_RUN
+        for lo in range(start, end, _MAX_WINDOW // 2):
+            yield lo, min(end, lo + _MAX_WINDOW), table
+            if lo + _MAX_WINDOW >= end:
+                break
+
+
 def find_phones(text: str, regions: Sequence[str]) -> Iterable[Span]:
     """International numbers anywhere; national ones as numbers of `regions` (region codes: US, DE)."""
     if not _PHONE_HINT.search(text):
@@ -310,10 +342,12 @@ def find_phones(text: str, regions: Sequence[str]) -> Iterable[Span]:
     # the whole text would parse every year and price as a candidate: ~5x slower).
     soft = _GLUED.sub(" ", text)
     seen: set[tuple[int, int]] = set()
-    for start, end in _numeric_runs(soft, 7):
+    for start, end, table in _phone_windows(soft):
         lo, hi = max(0, start - 3), min(len(soft), end + 2)  # `+ (`, `(` before; `)` after
         window = soft[lo:hi]
-        for region in regions or ("ZZ",):  # ZZ: unknown region, only +international numbers
+        if not _DIGIT_GROUP.search(window) or (table and "+" not in window):
+            continue  # every written number has a group of 3-17 digits (not `1 1 1 1`, not a 40-digit id)
+        for region in ("ZZ",) if table else (regions or ("ZZ",)):  # ZZ: unknown region, only +international numbers
             for m in PhoneNumberMatcher(window, region, leniency=Leniency.VALID):
                 s, e = lo + m.start, lo + m.end
                 if (s, e) not in seen and _plausible_phone(text, s, e):
@@ -337,11 +371,11 @@ def find_pii(text: str, kinds: Iterable[str] = KINDS, phone_regions: Sequence[st
     if "phone" in kinds:
         found.extend(find_phones(text, phone_regions))
     found.sort(key=lambda s: (PRIORITY[s.kind], s.start, -s.end))
-    kept: list[Span] = []
+    kept: list[Span] = []  # sorted by start, never overlapping: a new span can only hit its neighbours
     for span in found:
-        if all(span.end <= k.start or span.start >= k.end for k in kept):
-            kept.append(span)
-    kept.sort()
+        i = bisect.bisect_left(kept, (span.start,), key=lambda k: (k.start,))
+        if (i == 0 or kept[i - 1].end <= span.start) and (i == len(kept) or span.end <= kept[i].start):
+            kept.insert(i, span)
     return kept
 
 
