@@ -306,7 +306,7 @@ def _plausible_phone(text: str, start: int, end: int) -> bool:
 _GLUED = re.compile(r"(?<=\d)[^\W\d_]|[^\W\d_](?=[+(]\d)")
 
 
-_DIGIT_GROUP = re.compile(r"(?<!\d)\d{3,17}(?!\d)")
+_DIGIT_GROUP = re.compile(r"(?<!\d)\d{2,17}(?!\d)")
 _MAX_WINDOW = 64  # no written phone number is longer than ~30 characters
 
 
@@ -346,7 +346,7 @@ def find_phones(text: str, regions: Sequence[str]) -> Iterable[Span]:
         lo, hi = max(0, start - 3), min(len(soft), end + 2)  # `+ (`, `(` before; `)` after
         window = soft[lo:hi]
         if not _DIGIT_GROUP.search(window) or (table and "+" not in window):
-            continue  # every written number has a group of 3-17 digits (not `1 1 1 1`, not a 40-digit id)
+            continue  # every written number has a group of 2-17 digits (not `1 1 1 1`, not a 40-digit id)
         for region in ("ZZ",) if table else (regions or ("ZZ",)):  # ZZ: unknown region, only +international numbers
             for m in PhoneNumberMatcher(window, region, leniency=Leniency.VALID):
                 s, e = lo + m.start, lo + m.end
