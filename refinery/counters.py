@@ -16,14 +16,18 @@ class StageCounters:
     docs_out: int = 0
     dropped: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    events: Counter = field(default_factory=Counter)  # StageResult.counts (e.g. pii spans by kind)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "in": self.docs_in,
             "out": self.docs_out,
             "dropped": dict(sorted(self.dropped.items())),
             "seconds": round(self.seconds, 3),
         }
+        if self.events:  # only stages that report events carry the key: older records stay as they were
+            out["events"] = dict(sorted(self.events.items()))
+        return out
 
 
 RAW_COPY_REASON = "exact_raw"  # refinery/dedup/raw.py: raw-byte copies, dropped right after `read`
@@ -46,6 +50,7 @@ class Counters:
             mine.docs_out += c.docs_out
             mine.dropped.update(c.dropped)
             mine.seconds += c.seconds
+            mine.events.update(c.events)
 
     def to_dict(self) -> dict:
         return {name: c.to_dict() for name, c in self.stages.items()}
@@ -54,7 +59,7 @@ class Counters:
     def from_dict(cls, data: dict) -> "Counters":
         out = cls()
         for name, d in data.items():
-            out.stages[name] = StageCounters(d["in"], d["out"], Counter(d["dropped"]), d["seconds"])
+            out.stages[name] = StageCounters(d["in"], d["out"], Counter(d["dropped"]), d["seconds"], Counter(d.get("events", {})))
         return out
 
     def table(self) -> str:

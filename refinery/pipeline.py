@@ -137,6 +137,8 @@ class PipelineRunner:
             start = time.perf_counter()
             result = stage.process(batch)
             c.seconds += time.perf_counter() - start
+            if result.counts:
+                c.events.update(result.counts)
             batch = self._apply(
                 result.batch, stage.name, result.reasons, result.details, result.dup_of, c, reject_rows, verdict,
                 result.reject_columns,

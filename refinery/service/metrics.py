@@ -204,6 +204,10 @@ class ServiceMetrics:
         self.stage_dropped = Counter(
             "refinery_stage_documents_dropped", "Documents dropped by a stage, by rule", ["pipeline", "stage", "reason"], registry=r
         )
+        self.stage_events = Counter(
+            "refinery_stage_events", "Events a stage counts besides drops (pii: spans replaced, by kind)",
+            ["pipeline", "stage", "event"], registry=r,
+        )
         self.stage_latency = Histogram(
             "refinery_stage_duration_seconds",
             "Seconds a stage spent on one work unit",
@@ -253,6 +257,8 @@ class ServiceMetrics:
             self.stage_out.labels(pipeline, stage).inc(c["out"])
             for reason, n in c["dropped"].items():
                 self.stage_dropped.labels(pipeline, stage, reason).inc(n)
+            for event, n in c.get("events", {}).items():
+                self.stage_events.labels(pipeline, stage, event).inc(n)
             self.stage_latency.labels(pipeline, stage).observe(c["seconds"])
             with self._live_lock:
                 self.live_in[stage] += c["in"]

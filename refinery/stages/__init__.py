@@ -7,11 +7,13 @@ from refinery.stages.dedup import DedupStage
 from refinery.stages.extract import ExtractStage
 from refinery.stages.langid import LangIdStage
 from refinery.stages.perplexity import PerplexityStage
+from refinery.stages.pii import PiiStage
 from refinery.stages.quality import QualityStage
 from refinery.stages.toxicity import ToxicityStage
 
 STAGE_TYPES: dict[str, type[Stage]] = {
     cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage, DedupStage, PerplexityStage, ToxicityStage)
 }
+STAGE_TYPES[PiiStage.name] = PiiStage
 
 __all__ = ["STAGE_TYPES", "Stage", "StageResult"]

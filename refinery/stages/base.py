@@ -35,6 +35,7 @@ class StageResult:
     # Values for reject rows only, by reject column (e.g. the extract prefilter's language guess):
     # they win over the batch's column of that name, and never reach shards.
     reject_columns: dict[str, list] | None = None
+    counts: dict[str, int] | None = None  # events other than drops (pii: spans replaced per kind), summed per stage
 
 
 class Stage(ABC):

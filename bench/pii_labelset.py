@@ -1,0 +1,219 @@
+"""The labelled PII set: real text spans from the pages in ../shared/data, labelled by reviewed rules.
+
+The pages' text is third-party content and the spans are real people's
+addresses and numbers, so neither ships with the project: the set is rebuilt
+at run time from ../shared/data, and only the hand review ships, as
+`bench/data/pii_labels.tsv` (a salted hash of the page and the span, the label,
+a note that names no PII).
+
+How a span gets its label (docs: bench/README.md, "PII"):
+1. Text (three splits: `tune`, the pages the rules were written against; `held-out`, labelled and
+   partly looked at while rules were revised; `fresh`, crawls only ever labelled): every page's full visible text (resiliparse `extract_plain_text`,
+   `main_content=False`, so footers and contact blocks are in), language from
+   lid.176 on its first 1,000 characters.
+2. Candidates: broad patterns, much wider than the detector's, for anything
+   that might be one of the kinds (`CANDIDATES`): every `x@y.z`, every run of
+   7-15 digits with phone-like separators, every dotted quad and colon-hex
+   group, every 13-19 digit run, every `CC00...` code.
+3. Rule labels (`rule_label`), written from the standards, not from the
+   detector: an e-mail address has an alphabetic top-level domain that is no
+   file extension; an IP is public in IANA's registries; a card number has an
+   issuer prefix and Luhn digit; an IBAN its country's length and mod-97
+   checksum; a phone number is written with a `+`/`00` country code, or a
+   phone word (tel, phone, fax, call, ...) precedes it, or it has the North
+   American (xxx) xxx-xxxx shape; dates, years, ranges, ISBN/ISSN/DOI, prices,
+   postcodes and version numbers are never phone numbers.
+4. Hand review: every candidate of the rare kinds (IP, card, IBAN), every
+   span where the rule label and the detector disagree, and a random sample of
+   the agreements were read in context; where the reader disagreed with the
+   rule, `pii_labels.tsv` holds the reviewed label.  A span the detector
+   finds outside every candidate is a false positive unless reviewed positive.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+from common import REPO, SHARED_DATA
+
+LABELS_FILE = REPO / "bench" / "data" / "pii_labels.tsv"
+# Tuning set (looked at while writing the detector) and held-out sets (only labelled, never tuned on).
+SOURCES = {
+    "boilerplate_snippets": ("extraction/boilerplate_snippets/pages", "tune"),
+    "wcxb_dev": ("extraction/wcxb_dev/html", "held-out"),
+    "article_benchmark": ("extraction/article_benchmark/html", "held-out"),
+    # Never looked at while the detector was written or revised: labelled (rules + review) only.
+    "crawls": ("warc/dolma_wget/*.warc.gz warc/resiliparse_tests/warcfile.warc.gz warc/whirlwind_cc/whirlwind.warc.gz", "fresh"),
+}
+SALT = b"refinery-pii-labels-v1"
+
+CANDIDATES = {
+    "email": re.compile(r"[\w.+'%-]+@[\w-]+(?:\.[\w-]+)+"),
+    "phone": re.compile(r"(?:\+|\(|\b)\d[\d \t\-./()\u00a0]{5,22}\d"),
+    "ip": re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"),
+    "credit_card": re.compile(r"\b\d(?:[ -]?\d){12,18}\b"),
+    "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){8,32}\b"),
+}
+FILE_EXT = {"png", "jpg", "jpeg", "gif", "svg", "webp", "css", "js", "json", "html", "htm", "php", "pdf", "mp4", "woff", "woff2", "ttf"}
+PHONE_WORDS = re.compile(
+    r"(?:\b(?:tel|telephone|phone|fax|call|mobile|mob|cell|ph|telefon|telefono|teléfono|téléphone|tél|handy|hotline|"
+    r"whatsapp|ruf|appel|telefax|fon|fone|tlf|tfn|numéro|number|nummer)|\b[tfmp]\s?[:.]|☎|📞)\W{0,4}$",
+    re.IGNORECASE,
+)
+NANP = re.compile(r"^(?:\+?1[ .-]?)?\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]\d{4}$")
+NOT_PHONE_BEFORE = re.compile(r"(?:isbn|issn|doi|version|v\.|order|invoice|ref|art\.?-?nr|€|\$|£|no\.|nr\.)\W{0,4}$", re.IGNORECASE)
+DATE_LIKE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$|^(?:19|20)\d{2}\s*[-–/]\s*(?:19|20)?\d{2}$")
+
+
+@dataclass(frozen=True)
+class Page:
+    source: str
+    key: str
+    split: str
+    text: str
+    language: str | None
+
+
+@dataclass(frozen=True)
+class Labelled:
+    page: Page
+    start: int
+    end: int
+    kind: str | None  # None: not PII
+    origin: str  # "rule" or "review"
+
+    @property
+    def span(self) -> str:
+        return self.page.text[self.start : self.end]
+
+
+def span_key(page: Page, span: str) -> str:
+    """Salted hash naming a span without its text (the labels file holds no PII)."""
+    return hashlib.sha256(SALT + f"{page.source}/{page.key}\0{span}".encode()).hexdigest()[:20]
+
+
+def pages(limit: int | None = None, sources: set[str] | None = None) -> Iterator[Page]:
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+
+    from refinery.models import lid_model_path, load_fasttext
+
+    lid = load_fasttext(lid_model_path("lid.176.ftz"))
+    for source, (rel, split) in SOURCES.items():
+        if sources and source not in sources:
+            continue
+        for key, raw in _documents(rel, limit):
+            html = bytes_to_str(raw, detect_encoding(raw))
+            text = extract_plain_text(html, main_content=False, links=False, alt_texts=False, preserve_formatting=True)
+            head = text[:1000].replace("\n", " ")
+            labels, _ = lid.predict([head], k=1)
+            lang = labels[0][0].removeprefix("__label__") if head.strip() and len(labels[0]) else None
+            yield Page(source, key, split, text, lang)
+
+
+def _documents(rel: str, limit: int | None) -> Iterator[tuple[str, bytes]]:
+    """(key, raw HTML) of a folder of pages, or of the HTML responses in the WARC files named."""
+    if ".warc" not in rel:
+        for path in sorted((SHARED_DATA / rel).glob("*.htm*"))[:limit]:
+            yield path.name.split(".")[0], gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        return
+    from refinery.readers.warc import iter_records
+
+    n = 0
+    for pattern in rel.split():
+        for path in sorted(SHARED_DATA.glob(pattern)):
+            for row in iter_records(str(path), 0, None):
+                if row.get("html") and (limit is None or n < limit):
+                    n += 1
+                    yield f"{path.name}:{row['record_id']}", row["html"]
+
+
+def luhn(d: str) -> bool:
+    s = 0
+    for i, ch in enumerate(reversed(d)):
+        x = int(ch) * (2 if i % 2 else 1)
+        s += x - 9 if x > 9 else x
+    return s % 10 == 0
+
+
+def rule_label(page: Page, kind: str, start: int, end: int) -> tuple[str | None, int, int]:
+    """The rule label of one candidate and the span it labels (trimmed)."""
+    text = page.text
+    span = text[start:end]
+    if kind == "email":
+        span = span.rstrip(".-'")
+        tld = span.rsplit(".", 1)[-1]
+        ok = tld.isalpha() and len(tld) >= 2 and tld.lower() not in FILE_EXT and not span.startswith(".")
+        return ("email" if ok else None), start, start + len(span)
+    if kind == "ip":
+        try:
+            ok = ipaddress.ip_address(span).is_global
+        except ValueError:
+            ok = False
+        if ok and ":" in span and sum(1 for g in span.split(":") if g) < 3:
+            ok = False
+        before = text[max(0, start - 20) : start].lower()
+        if ok and re.search(r"(?:version|\bv|\bver|release|firmware|build|update)\W{0,3}$", before):
+            ok = False
+        return ("ip" if ok else None), start, end
+    if kind == "credit_card":
+        return None, start, end  # no rule: every card label comes from the hand review (Luhn-valid ones read)
+    if kind == "iban":
+        return None, start, end  # no rule: every IBAN label comes from the hand review
+    # phone
+    span = span.strip(" \t-./(\u00a0")
+    start = text.index(span, start)
+    end = start + len(span)
+    if span.startswith("(") is False and text[start - 1 : start] == "(" and ")" in span:
+        start -= 1
+        span = text[start:end]
+    digits = re.sub(r"\D", "", span)
+    before = text[max(0, start - 30) : start]
+    if not 7 <= len(digits) <= 15 or DATE_LIKE.match(span) or NOT_PHONE_BEFORE.search(before):
+        return None, start, end
+    if re.match(r"^(?:\+|00)[1-9]", span) or PHONE_WORDS.search(before) or NANP.match(span):
+        return "phone", start, end
+    return None, start, end
+
+
+def load_reviews() -> dict[str, str | None]:
+    """span key -> reviewed kind (None: not PII)."""
+    out: dict[str, str | None] = {}
+    if LABELS_FILE.exists():
+        with LABELS_FILE.open(encoding="utf-8") as f:
+            for row in csv.DictReader((ln for ln in f if not ln.startswith("#")), delimiter="\t"):
+                out[row["key"]] = None if row["label"] == "none" else row["label"]
+    return out
+
+
+def candidates(page: Page) -> list[tuple[str, int, int]]:
+    found = []
+    for kind, pattern in CANDIDATES.items():
+        for m in pattern.finditer(page.text):
+            found.append((kind, m.start(), m.end()))
+    return found
+
+
+def label_page(page: Page, reviews: dict[str, str | None]) -> list[Labelled]:
+    """Every candidate of the page with its label: the reviewed one where a review exists."""
+    out = []
+    seen: set[tuple[int, int, str | None]] = set()
+    for kind, s, e in candidates(page):
+        label, s, e = rule_label(page, kind, s, e)
+        if s >= e:
+            continue
+        key = span_key(page, page.text[s:e])
+        origin = "rule"
+        if key in reviews:
+            label, origin = reviews[key], "review"
+        if (s, e, label) in seen:
+            continue
+        seen.add((s, e, label))
+        out.append(Labelled(page, s, e, label, origin))
+    return out
