@@ -240,6 +240,7 @@ def cmd_models_build_lm(args) -> int:
         vocab_size=args.vocab_size, heldout_percent=args.heldout_percent, calibration=args.calibration,
         calibration_lines_per_doc=args.calibration_lines_per_doc, head_percentile=args.head_percentile,
         tail_percentile=args.tail_percentile, quantize_bits=args.quantize_bits, command=_command_line(args),
+        eval_docs=args.eval_docs,
     )  # fmt: skip
     manifest = build_lm(opts)
     print(f"wrote {out} (version {manifest['version']})")
@@ -255,6 +256,8 @@ def cmd_models_build_toxicity(args) -> int:
         lang=args.lang, data=args.data, out=out, eval=args.eval, heldout_percent=args.heldout_percent,
         epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams, dim=args.dim, minn=args.minn, maxn=args.maxn, bucket=args.bucket,
         quantize=not args.no_quantize, command=_command_line(args),
+        leave_one_source_out=args.leave_one_source_out, allow_research_data=args.allow_research_data,
+        quantize_cutoff=args.quantize_cutoff,
     )  # fmt: skip
     manifest = build_toxicity(opts)
     print(f"wrote {out} (version {manifest['version']})")
@@ -281,10 +284,14 @@ def cmd_models_ls(args) -> int:
             size = sum(f.get("bytes", 0) for f in m["files"].values())
             metrics = m.get("metrics", {})
             if kind == "lm":
+                from refinery.models.lm_eval import unseen_summary
+
                 cal = m.get("calibration", {})
-                summary = f"heldout ppl {metrics.get('heldout_median_perplexity')} cutoffs {cal.get('head_cutoff')}/{cal.get('tail_cutoff')}"
+                summary = f"heldout ppl {metrics.get('heldout_median_perplexity')} cutoffs {cal.get('head_cutoff')}/{cal.get('tail_cutoff')}{unseen_summary(m)}"
             else:
-                summary = f"heldout ROC-AUC {metrics.get('heldout', {}).get('roc_auc')}"
+                from refinery.models.toxicity import metrics_summary
+
+                summary = metrics_summary(m)
             print(f"{kind:<9} {lang:<4} {m['name']:<14} {m['version']}  {size / 1e6:6.2f} MB  {summary}")
     return 0
 
@@ -375,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--calibration", nargs="+", default=None, metavar="PATH",
                     help="documents for bucket cutoffs: .html(.gz) pages (extracted, langid-filtered), .txt, .jsonl")
     bl.add_argument("--calibration-lines-per-doc", type=int, default=1, help=".txt calibration lines per document")
+    bl.add_argument("--eval-docs", nargs="+", default=None, metavar="PATH",
+                    help="documents never trained nor calibrated on (article-benchmark .json, pages, .txt, .jsonl): metrics.unseen")
     bl.add_argument("--head-percentile", type=int, default=30)
     bl.add_argument("--tail-percentile", type=int, default=60)
     bl.add_argument("--quantize-bits", type=int, default=8, help="build_binary -q/-b bits")
@@ -382,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt = msub.add_parser("build-toxicity", help="train a fastText toxicity classifier and report held-out metrics")
     bt.add_argument("--lang", required=True)
     bt.add_argument("--data", nargs="+", required=True, metavar="FORMAT:FILE",
-                    help="labelled rows: davidson:, olid:, cold:, jsonl: ({text, label}); all-clean prose: clean-lines:, clean-wikitext:")
+                    help="labelled rows: davidson:, olid:, cold:, jsonl: ({text, label}, .gz ok); all-clean prose: clean-lines:, clean-wikitext:, clean-jsonl:")
     bt.add_argument("--eval", nargs="+", default=None, metavar="FORMAT:FILE",
                     help="held-out evaluation files (default: a hash split of --data)")
     bt.add_argument("--out", default=None, help="model directory (default: refinery/models/default/toxicity/LANG)")
@@ -395,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--maxn", type=int, default=0, help="longest character n-gram")
     bt.add_argument("--bucket", type=int, default=200_000, help="fastText hash buckets for word n-grams")
     bt.add_argument("--no-quantize", action="store_true")
+    bt.add_argument("--quantize-cutoff", type=int, default=100_000,
+                    help="rows kept when quantising (pruned rows, then retrained); 0: keep every row")
+    bt.add_argument("--leave-one-source-out", action="store_true",
+                    help="also train one model per labelled --data source without it and record its ROC-AUC on that source")
+    bt.add_argument("--allow-research-data", action="store_true",
+                    help="train on evaluation-only sets (research-only licences): such a model must not be shipped")
     bt.set_defaults(fn=cmd_models_build_toxicity)
     be = msub.add_parser("build-extractor", help="train the main-content block classifier of `extract: {extractor: refinery}`")
     be.add_argument("--wcxb", required=True, help="WCXB dev folder (ground_truth.jsonl.gz, html/); split by domain")

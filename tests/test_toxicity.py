@@ -12,7 +12,7 @@ from refinery.counters import Counters
 from refinery.errors import ConfigError
 from refinery.models.metrics import roc_auc
 from refinery.models.registry import DEFAULT_ROOT, read_manifest
-from refinery.models.toxicity import ToxicityModel, read_labelled, split_rows
+from refinery.models.toxicity import ToxicityModel, read_labelled
 from refinery.pipeline import PipelineRunner
 from refinery.schema import INPUT_SCHEMA, REJECT_SCHEMA
 from refinery.stages.toxicity import ToxicityOptions, ToxicityStage
@@ -64,7 +64,8 @@ def test_paragraph_mode_removes_toxic_paragraphs_only():
     assert r.reasons == [None, "all_paragraphs_toxic"]
     assert r.details[0] == "1 toxic paragraph(s) removed"
     assert r.batch.column("toxicity")[0].as_py() < 0.5
-    assert r.batch.column("toxicity")[1].as_py() is None  # nothing left to score
+    # nothing left, yet the score stays (scored on the original text): rejects and annotate show it
+    assert r.batch.column("toxicity")[1].as_py() >= 0.5
 
 
 def test_missing_model_and_model_info():
@@ -110,14 +111,25 @@ def test_scores_reach_shards_rejects_and_annotate():
 # ---------------------------------------------------------------- acceptance (real data)
 
 
-def test_acceptance_english_heldout_roc_auc():
+def test_english_sources_never_trained_on():
+    """The --eval sets (research-only licences) were never trained on: the manifest's figures are
+    the shipped model's, and together they stay at ROC-AUC >= 0.85 (per-source: bench/README.md)."""
+    from refinery.models.toxicity import read_sources
+
     m = read_manifest(DEFAULT_ROOT / "toxicity" / "en", "toxicity", "en")
-    rows = read_labelled("davidson", shared("toxicity", "davidson_en", "data", "labeled_data.csv"))
-    rows += read_labelled("olid", shared("toxicity", "olid_en", "olid-training-v1.0.tsv"))
-    held = split_rows(rows, m["split"]["heldout_percent"])[1]
-    assert len(held) == m["metrics"]["heldout"]["rows"]  # labelled rows only (clean prose apart)
+    names = {s["set"] for s in m["eval_data"]}
+    assert names == {"ethos_en", "tweeteval_hate_en", "toxigen_seeds_en", "jigsaw_detox_en"}
+    assert not names & {s["set"] for s in m["training_data"]}
+    evals = read_sources([f"jsonl:{shared('toxicity', s['set'], s['path'].rsplit('/', 1)[-1])}" for s in m["eval_data"]])
     model = ToxicityModel(DEFAULT_ROOT / "toxicity" / "en", "en")
-    assert roc_auc([y for _, y in held], model.scores([t for t, _ in held])) >= 0.85
+    rows = [r for s in evals for r in s.rows]
+    assert len(rows) == m["metrics"]["heldout"]["rows"]
+    assert roc_auc([y for _, y in rows], model.scores([t for t, _ in rows])) >= 0.85
+    for s in evals:
+        got = roc_auc([y for _, y in s.rows], model.scores([t for t, _ in s.rows]))
+        # scores() clamps fastText's 1.00001 to 1.0, which adds ties: equal to 1e-3
+        assert got == pytest.approx(m["metrics"]["heldout_by_source"][s.name]["roc_auc"], abs=1e-3)
+    assert set(m["metrics"]["leave_one_source_out"]) >= {"davidson_en", "olid_en", "gab_hate_en", "mean_roc_auc"}
 
 
 def test_english_model_rarely_flags_news_paragraphs():
@@ -130,7 +142,7 @@ def test_english_model_rarely_flags_news_paragraphs():
     paras = [p for rec in truth.values() for p in paragraphs(rec["articleBody"]) if len(p) >= 20]
     scores = ToxicityModel(DEFAULT_ROOT / "toxicity" / "en", "en").scores(paras)
     assert len(paras) > 1000
-    assert sum(s >= 0.5 for s in scores) / len(paras) < 0.02
+    assert sum(s >= 0.5 for s in scores) / len(paras) <= 0.01  # acceptance (issue 14): <= 1% at web-en's 0.5
 
 
 def test_acceptance_chinese_cold_dev_roc_auc():

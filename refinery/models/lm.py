@@ -33,7 +33,7 @@ from refinery.models.registry import data_provenance, kenlm_tool, read_manifest,
 from refinery.models.textnorm import detokenize_wikitext, normalize, paragraphs
 
 BUCKETS = ("head", "middle", "tail")
-CORPUS_FORMATS = ("lines", "wikitext", "udhr")
+CORPUS_FORMATS = ("lines", "wikitext", "udhr", "jsonl", "gutenberg")
 # Languages written without spaces: "shuffled" controls shuffle characters, not words.
 CHAR_LANGS = {"zh", "ja", "th", "ko", "my", "km", "lo"}
 MAX_DOC_CHARS = 200_000  # longer documents are scored on their first 200k characters
@@ -43,8 +43,10 @@ MAX_DOC_CHARS = 200_000  # longer documents are scored on their first 200k chara
 
 
 def parse_corpus_spec(spec: str) -> tuple[str, Path]:
-    """`FILE` (one paragraph per line), `wikitext:FILE` (WikiText tokenised text) or
-    `udhr:NAME:FILE` (the paragraphs of the declaration called NAME, e.g. `French`, in the
+    """`FILE` (one paragraph per line), `wikitext:FILE` (WikiText tokenised text),
+    `jsonl:FILE` (one article per line, `text` with one paragraph per line, e.g. the enwiki sample),
+    `gutenberg:FILE` (book records with `language` and hard-wrapped `text`: English books only,
+    paragraphs rebuilt from blank-line blocks) or `udhr:NAME:FILE` (the paragraphs of the declaration called NAME, e.g. `French`, in the
     udhr_paragraphs.tsv table: one language of a parallel table, selected by its exact name
     because several declarations share a language code, e.g. French and French (Welche))."""
     fmt, sep, rest = spec.partition(":")
@@ -66,6 +68,8 @@ def read_corpus(fmt: str, path: Path) -> list[str]:
     """Paragraphs (raw text, not normalised) of one corpus file."""
     if fmt.startswith("udhr:"):
         return read_udhr(path, fmt.removeprefix("udhr:"))
+    if fmt in ("jsonl", "gutenberg"):
+        return read_jsonl_corpus(fmt, path)
     opener = gzip.open if path.suffix == ".gz" else open
     out = []
     with opener(path, "rt", encoding="utf-8", errors="replace") as f:
@@ -80,6 +84,35 @@ def read_corpus(fmt: str, path: Path) -> list[str]:
                 if len(line.split()) < 5:
                     continue
             out.append(line)
+    return out
+
+
+MIN_PARAGRAPH_WORDS = 5  # shorter lines are headings ("Etymology and terminology.") or list debris
+
+
+def read_jsonl_corpus(fmt: str, path: Path) -> list[str]:
+    """Paragraphs of a JSONL corpus: `jsonl` keeps each record's lines of `text`; `gutenberg` keeps
+    English books only and joins each blank-line block of their ~70-column wrapped lines."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    out: list[str] = []
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                text = rec["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise InputError(f"{path}: line {n} is not a JSON object with a 'text' field (corpus format {fmt})") from None
+            if fmt == "gutenberg":
+                if rec.get("language") != "English":
+                    continue
+                blocks = (" ".join(b.split()) for b in str(text).replace("\r", "").split("\n\n"))
+            else:
+                blocks = (" ".join(b.split()) for b in str(text).split("\n"))
+            out.extend(b for b in blocks if len(b.split()) >= MIN_PARAGRAPH_WORDS)
+    if not out:
+        raise InputError(f"{path}: no paragraphs read as {fmt}")
     return out
 
 
@@ -306,6 +339,7 @@ class LmBuildOptions:
     heldout_percent: int = 10
     calibration: list[str] | None = None
     calibration_lines_per_doc: int = 1
+    eval_docs: list[str] | None = None  # documents never trained/calibrated on: metrics.unseen
     head_percentile: int = 30
     tail_percentile: int = 60
     quantize_bits: int = 8
@@ -328,6 +362,10 @@ def build_lm(opts: LmBuildOptions, log=print) -> dict[str, Any]:
         raise InputError("need 0 < --head-percentile < --tail-percentile < 100")
     lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
     start = time.time()
+    if opts.eval_docs:  # read (and so checked) before the long work
+        from refinery.models.lm_eval import read_eval_docs
+
+        docs, eval_sources = read_eval_docs(opts.eval_docs, opts.lang)
     data_sources, all_paras = [], []
     for spec in opts.corpus:
         fmt, path = parse_corpus_spec(spec)
@@ -432,6 +470,12 @@ def build_lm(opts: LmBuildOptions, log=print) -> dict[str, Any]:
         "tail_cutoff": pct[opts.tail_percentile],
         "percentiles": pct,
     }
+    if opts.eval_docs:
+        from refinery.models.lm_eval import unseen_metrics
+
+        model.cutoffs = Cutoffs(pct[opts.head_percentile], pct[opts.tail_percentile])
+        manifest["metrics"]["unseen"] = unseen_metrics(model, docs, opts.lang) | {"sources": eval_sources}
+        log(f"build-lm {opts.lang}: unseen documents {manifest['metrics']['unseen']}")
     write_manifest(out, manifest)
     log(
         f"build-lm {opts.lang}: done in {time.time() - start:.0f}s; "

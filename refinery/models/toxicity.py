@@ -9,6 +9,7 @@ recall and ROC-AUC of the shipped (quantised) model on the held-out rows only.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import html
 import json
@@ -23,10 +24,10 @@ from refinery.models import file_sha256, load_fasttext, package_version
 from refinery.models.metrics import classification_report
 from refinery.models.registry import data_provenance, read_manifest, write_manifest
 
-DATA_FORMATS = ("davidson", "olid", "cold", "jsonl", "clean-lines", "clean-wikitext")
+DATA_FORMATS = ("davidson", "olid", "cold", "jsonl", "clean-lines", "clean-wikitext", "clean-jsonl")
 # Formats whose every row is a non-toxic example (reference prose: counters the tweet-trained
 # classifiers' false positives on long, formal web text).  Metrics are reported apart for them.
-CLEAN_FORMATS = ("clean-lines", "clean-wikitext")
+CLEAN_FORMATS = ("clean-lines", "clean-wikitext", "clean-jsonl")
 TOXIC, CLEAN = "__label__toxic", "__label__clean"
 CJK_LANGS = {"zh", "ja", "ko"}
 MAX_CHARS = 20_000  # a paragraph or document is classified on its first 20k characters
@@ -65,31 +66,91 @@ def parse_data_spec(spec: str) -> tuple[str, Path]:
     return fmt, path
 
 
-def read_labelled(fmt: str, path: Path) -> list[tuple[str, int]]:
-    """(text, 1 if toxic/offensive else 0) rows of one labelled file."""
+# String labels of the jsonl sets (Stormfront hate/noHate, ToxiGen hate/neutral, ...), lower-cased.
+# "relation" (hateful only with context) and "idk/skip" (annotator skipped) are ambiguous: dropped.
+TOXIC_LABELS = {"1", "true", "toxic", "hate", "offensive", "off", "abusive", "sexist"}
+CLEAN_LABELS = {"0", "false", "clean", "nohate", "neutral", "normal", "not", "none", "non-toxic"}
+AMBIGUOUS_LABELS = {"relation", "idk/skip"}
+
+
+def _jsonl_label(value: Any, path: Path, n: int) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return int(value)
+    key = str(value).strip().lower()
+    if key in TOXIC_LABELS:
+        return 1
+    if key in CLEAN_LABELS:
+        return 0
+    if key in AMBIGUOUS_LABELS:
+        return None
+    raise InputError(f"{path}: line {n}: label {value!r} is neither toxic ({', '.join(sorted(TOXIC_LABELS))}) nor clean ({', '.join(sorted(CLEAN_LABELS))})")
+
+
+def _read_jsonl(path: Path) -> list[tuple[str, int]]:
     rows: list[tuple[str, int]] = []
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    text, value = obj["text"], obj["label"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise InputError(f"{path}: line {n} is not a JSON object with 'text' and 'label' (format jsonl)") from None
+                label = _jsonl_label(value, path, n)
+                if label is not None and isinstance(text, str) and text.strip():
+                    rows.append((text, label))
+    except (UnicodeDecodeError, OSError, EOFError) as err:
+        raise InputError(f"{path}: not readable as UTF-8 JSONL (format jsonl): {err}") from None
+    return rows
+
+
+_CSV_COLUMNS = {"davidson": ("tweet", "class"), "olid": ("tweet", "subtask_a"), "cold": ("TEXT", "label")}
+
+
+def read_labelled(fmt: str, path: Path) -> list[tuple[str, int]]:
+    """(text, 1 if toxic/offensive else 0) rows of one labelled file.  A file that is not in
+    its format, or (for labelled formats) lacks toxic or clean rows, is an error naming it."""
     if fmt in CLEAN_FORMATS:
         from refinery.models.lm import read_corpus
 
-        return [(p, 0) for p in read_corpus("wikitext" if fmt == "clean-wikitext" else "lines", path)]
-    if fmt == "jsonl":
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    obj = json.loads(line)
-                    rows.append((str(obj["text"]), int(bool(obj["label"]))))
+        rows = [(p, 0) for p in read_corpus(fmt.removeprefix("clean-"), path)]
+        if not rows:
+            raise InputError(f"{path}: no rows read as {fmt}")
         return rows
-    delimiter = "\t" if fmt == "olid" else ","
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        for rec in csv.DictReader(f, delimiter=delimiter):
-            if fmt == "davidson":  # class 0 hate speech, 1 offensive, 2 neither
-                rows.append((rec["tweet"], int(rec["class"] in ("0", "1"))))
-            elif fmt == "olid":
-                rows.append((rec["tweet"], int(rec["subtask_a"] == "OFF")))
-            else:  # cold: label 1 offensive
-                rows.append((rec["TEXT"], int(rec["label"] == "1")))
+    if fmt == "jsonl":
+        rows = _read_jsonl(path)
+    else:
+        rows = []
+        delimiter = "\t" if fmt == "olid" else ","
+        text_col, label_col = _CSV_COLUMNS[fmt]
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                reader = csv.DictReader(f, delimiter=delimiter)
+                if not {text_col, label_col} <= set(reader.fieldnames or ()):
+                    raise InputError(f"{path}: not a {fmt} file (needs columns {text_col!r} and {label_col!r}, found {reader.fieldnames})")
+                for rec in reader:
+                    text, value = rec[text_col], rec[label_col]
+                    if text is None or value is None:
+                        continue
+                    if fmt == "davidson":  # class 0 hate speech, 1 offensive, 2 neither
+                        rows.append((text, int(value in ("0", "1"))))
+                    elif fmt == "olid":
+                        rows.append((text, int(value == "OFF")))
+                    else:  # cold: label 1 offensive
+                        rows.append((text, int(value == "1")))
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise InputError(f"{path}: not readable as a {fmt} file: {err}") from None
     if not rows:
         raise InputError(f"{path}: no rows read as {fmt}")
+    toxic = sum(y for _, y in rows)
+    if toxic == 0 or toxic == len(rows):
+        which = "toxic" if toxic == 0 else "clean"
+        raise InputError(f"{path}: no {which} rows read as {fmt} ({len(rows)} rows, all one class): check the format and the labels")
     return rows
 
 
@@ -130,6 +191,37 @@ class ToxicityModel:
 # ---------------------------------------------------------------- building
 
 
+# Licence terms of the shared labelled sets (../shared/data/README.md, each SOURCE.txt), by the
+# folder holding the file.  Sets whose terms forbid a shipped derivative are evaluation only:
+# build-toxicity refuses them as training data unless --allow-research-data is given.
+LICENCE_NOTES = {
+    "civil_comments_spans_en": "CC0 1.0 (toxic_spans, Pavlopoulos et al.; Civil Comments text CC0)",
+    "paradetox_en": "CC0 (ParaDetox, Logacheva et al. 2022)",
+    "convabuse_en": "CC BY 4.0: attribution: ConvAbuse, Cercas Curry, Abercrombie & Rieser, EMNLP 2021",
+    "gab_hate_en": "MIT (c) 2020 BrendanKennedy (Gab Hate Corpus, Kennedy et al. 2020): keep the notice",
+    "davidson_en": "MIT (c) 2017 Tom Davidson: keep the notice",
+    "swsr_zh": "MIT (c) 2022 Aiqi Jiang (SWSR, Jiang et al. 2022): keep the notice",
+    "stormfront_en": "CC BY-SA 3.0 ES: attribution: de Gibert et al. 2018, Hate Speech Dataset from a White Supremacy Forum; "
+    "SHARE-ALIKE: a model trained on it is distributed under CC BY-SA 3.0 terms",
+    "cold_zh": "Apache-2.0 (COLD, Deng et al. EMNLP 2022)",
+    "olid_en": "none stated by the re-upload (OLID, Zampieri et al. 2019): used as research data, as before",
+}
+EVALUATION_ONLY = {
+    "tweeteval_hate_en": "research use only",
+    "toxigen_seeds_en": "research use only",
+    "ethos_en": "GPL-3.0 on data (unclear terms)",
+    "jigsaw_detox_en": "no licence in the repository",
+}
+
+
+def source_name(path: Path) -> str:
+    """The data set a file belongs to: the nearest folder above it with a SOURCE.txt (else its stem)."""
+    for parent in list(path.resolve().parents)[:4]:
+        if (parent / "SOURCE.txt").is_file():
+            return parent.name
+    return path.name.split(".")[0]
+
+
 @dataclass
 class ToxBuildOptions:
     lang: str
@@ -145,8 +237,36 @@ class ToxBuildOptions:
     maxn: int = 0
     bucket: int = 200_000  # hashed word-bigram rows (fastText's default 2M makes training slow and big)
     quantize: bool = True
+    quantize_cutoff: int = 100_000  # rows (words + n-gram buckets) kept when quantising; 0 = all
     threshold: float = 0.5
+    leave_one_source_out: bool = False
+    allow_research_data: bool = False
     command: str = ""
+
+
+@dataclass
+class Source:
+    spec: str
+    fmt: str
+    path: Path
+    name: str
+    rows: list[tuple[str, int]]
+
+    @property
+    def clean_only(self) -> bool:
+        return self.fmt in CLEAN_FORMATS
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def read_sources(specs: list[str]) -> list[Source]:
+    out = []
+    for spec in specs:
+        fmt, path = parse_data_spec(spec)
+        out.append(Source(spec, fmt, path, source_name(path), read_labelled(fmt, path)))
+    return out
 
 
 def _write_fasttext_file(path: Path, rows: list[tuple[str, int]], lang: str) -> None:
@@ -155,62 +275,109 @@ def _write_fasttext_file(path: Path, rows: list[tuple[str, int]], lang: str) -> 
             f.write(f"{TOXIC if label else CLEAN} {preprocess(text, lang)}\n")
 
 
-def build_toxicity(opts: ToxBuildOptions, log=print) -> dict[str, Any]:
+def fasttext_params(opts: ToxBuildOptions) -> dict[str, Any]:
+    return dict(epoch=opts.epoch, lr=opts.lr, wordNgrams=opts.word_ngrams, dim=opts.dim, minn=opts.minn, maxn=opts.maxn,
+                bucket=opts.bucket, minCount=2, thread=1, seed=0, verbose=0)  # fmt: skip
+
+
+def train_fasttext(rows: list[tuple[str, int]], lang: str, params: dict[str, Any], quantize: bool = False, before_quantize=None,
+                   cutoff: int = 100_000):  # fmt: skip
+    """A fastText classifier trained on `rows` (single thread, fixed seed: reproducible);
+    `before_quantize(model)` sees it before quantisation."""
     import fasttext
 
     if not hasattr(fasttext, "train_supervised"):
         raise InputError("the installed 'fasttext' module cannot train; run deploy/setup.sh (fasttext-numpy2)")
-    rows, sources = [], []
-    clean_texts: set[str] = set()
-    for spec in opts.data:
-        fmt, path = parse_data_spec(spec)
-        part = read_labelled(fmt, path)
-        rows.extend(part)
-        if fmt in CLEAN_FORMATS:
-            clean_texts.update(t for t, _ in part)
-        sources.append(data_provenance(path) | {"format": fmt, "rows": len(part), "toxic": sum(r[1] for r in part)})
+    fasttext.FastText.eprint = lambda *a, **k: None
+    with tempfile.TemporaryDirectory(prefix="refinery-tox-") as tmp:
+        train_file = Path(tmp) / "train.txt"
+        _write_fasttext_file(train_file, rows, lang)
+        model = fasttext.train_supervised(input=str(train_file), **params)
+        if before_quantize is not None:
+            before_quantize(model)
+        if quantize:
+            # cutoff 0 keeps every row (product quantisation only); a cutoff prunes rows and retrains
+            model.quantize(input=str(train_file), qnorm=True, retrain=cutoff > 0, cutoff=cutoff, thread=1, verbose=0)
+    return model
+
+
+def leave_one_source_out(sources: list[Source], exclude_texts: set[str], lang: str, params: dict[str, Any],
+                         threshold: float, log=print) -> dict[str, Any]:  # fmt: skip
+    """For every labelled source: a model trained on all the other sources (never on a row whose
+    text appears in the left-out source, nor on `exclude_texts`) scores every row of it.  This is
+    what predicts a new source; a random split of the training sources overstates it."""
+    out: dict[str, Any] = {}
+    if sum(not s.clean_only for s in sources) < 2:
+        return out  # one labelled source: nothing to train on without it (use --eval for a new source)
+    for left in sources:
+        if left.clean_only:
+            continue
+        left_texts = {_norm(t) for t, _ in left.rows}
+        train = [r for s in sources if s is not left for r in s.rows if _norm(r[0]) not in left_texts and _norm(r[0]) not in exclude_texts]
+        model = train_fasttext(train, lang, params)
+        scores = _p_toxic(model, [preprocess(t, lang) for t, _ in left.rows])
+        out[left.name] = classification_report([y for _, y in left.rows], scores, threshold) | {"train_rows": len(train)}
+        log(f"build-toxicity {lang}: left out {left.name}: ROC-AUC {out[left.name]['roc_auc']}")
+    if out:
+        out["mean_roc_auc"] = round(sum(r["roc_auc"] for r in out.values()) / len(out), 4)
+    return out
+
+
+def build_toxicity(opts: ToxBuildOptions, log=print) -> dict[str, Any]:
+    sources = read_sources(opts.data)
+    research = [f"{s.path} ({s.name}: {EVALUATION_ONLY[s.name]})" for s in sources if s.name in EVALUATION_ONLY]
+    if research and not opts.allow_research_data:
+        raise InputError("evaluation-only data may not be trained on (a shipped model must not contain it): "
+                         + "; ".join(research) + ". Pass it with --eval, or --allow-research-data for a model that is never shipped")  # fmt: skip
+    rows = [r for s in sources for r in s.rows]
+    clean_texts = {t for s in sources if s.clean_only for t, _ in s.rows}
+    provenance = lambda s: data_provenance(s.path) | {"format": s.fmt, "set": s.name, "rows": len(s.rows), "toxic": sum(r[1] for r in s.rows),
+                                                       "licence_note": LICENCE_NOTES.get(s.name, EVALUATION_ONLY.get(s.name, "see source"))}  # fmt: skip
     eval_sources = []
     if opts.eval:
         train = rows
-        heldout = []
-        for spec in opts.eval:
-            fmt, path = parse_data_spec(spec)
-            part = read_labelled(fmt, path)
-            heldout.extend(part)
-            eval_sources.append(data_provenance(path) | {"format": fmt, "rows": len(part), "toxic": sum(r[1] for r in part)})
+        evals = read_sources(opts.eval)
+        heldout = [r for s in evals for r in s.rows]
+        eval_sources = [provenance(s) for s in evals]
         split = {"heldout": "--eval files (never trained on)"}
     else:
+        evals = []
         train, heldout = split_rows(rows, opts.heldout_percent)
         split = {"heldout": f"sha1(lowercased text) % 100 < {opts.heldout_percent}", "heldout_percent": opts.heldout_percent}
-    held_texts = {" ".join(t.lower().split()) for t, _ in heldout}
+    held_texts = {_norm(t) for t, _ in heldout}
     before = len(train)
-    train = [r for r in train if " ".join(r[0].lower().split()) not in held_texts]  # no held-out text in training
+    train = [r for r in train if _norm(r[0]) not in held_texts]  # no held-out text in training
     split |= {"train_rows": len(train), "heldout_rows": len(heldout), "train_rows_dropped_as_in_heldout": before - len(train)}
     log(f"build-toxicity {opts.lang}: {len(train)} training rows, {len(heldout)} held-out rows")
 
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / f"{opts.lang}.ftz"
-    fasttext.FastText.eprint = lambda *a, **k: None
-    with tempfile.TemporaryDirectory(prefix="refinery-tox-") as tmp:
-        train_file = Path(tmp) / "train.txt"
-        _write_fasttext_file(train_file, train, opts.lang)
-        params = dict(epoch=opts.epoch, lr=opts.lr, wordNgrams=opts.word_ngrams, dim=opts.dim, minn=opts.minn, maxn=opts.maxn, bucket=opts.bucket, minCount=2, thread=1, seed=0, verbose=0)
-        model = fasttext.train_supervised(input=str(train_file), **params)
-        labelled = [r for r in heldout if r[0] not in clean_texts]
-        clean_held = [preprocess(t, opts.lang) for t, _ in heldout if t in clean_texts]
-        texts = [preprocess(t, opts.lang) for t, _ in labelled]
-        labels = [y for _, y in labelled]
-        full_report = classification_report(labels, _p_toxic(model, texts), opts.threshold)
-        if opts.quantize:
-            model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=100_000, thread=1, verbose=0)
-        model.save_model(str(model_path))
+    params = fasttext_params(opts)
+    labelled = [r for r in heldout if r[0] not in clean_texts]
+    clean_held = [preprocess(t, opts.lang) for t, _ in heldout if t in clean_texts]
+    texts = [preprocess(t, opts.lang) for t, _ in labelled]
+    labels = [y for _, y in labelled]
+    full: dict[str, Any] = {}
+    model = train_fasttext(train, opts.lang, params, opts.quantize,
+                           lambda m: full.update(classification_report(labels, _p_toxic(m, texts), opts.threshold)), opts.quantize_cutoff)  # fmt: skip
+    full_report = full
+    model.save_model(str(model_path))
     shipped = load_fasttext(model_path)
     report = classification_report(labels, _p_toxic(shipped, texts), opts.threshold)
     if clean_held:
         fp = sum(s >= opts.threshold for s in _p_toxic(shipped, clean_held))
         report["clean_prose_rows"] = len(clean_held)
         report["clean_prose_false_positive_rate"] = round(fp / len(clean_held), 4)
+    metrics: dict[str, Any] = {"heldout": report, "heldout_before_quantisation": full_report}
+    if len(evals) > 1:  # per --eval file: each is a source the model never saw
+        metrics["heldout_by_source"] = {
+            s.name: classification_report([y for _, y in s.rows], _p_toxic(shipped, [preprocess(t, opts.lang) for t, _ in s.rows]), opts.threshold)
+            for s in evals if not s.clean_only
+        }  # fmt: skip
+    if opts.leave_one_source_out:
+        metrics["leave_one_source_out"] = {"model": "same params, unquantised, trained without the source (and without any --eval text)"} | leave_one_source_out(
+            sources, held_texts, opts.lang, params, opts.threshold, log)  # fmt: skip
     files = {"fasttext": {"path": model_path.name, "sha256": file_sha256.__wrapped__(str(model_path)), "bytes": model_path.stat().st_size}}
     manifest = {
         "name": f"toxicity-{opts.lang}",
@@ -218,21 +385,37 @@ def build_toxicity(opts: ToxBuildOptions, log=print) -> dict[str, Any]:
         "language": opts.lang,
         "version": files["fasttext"]["sha256"][:12],
         "command": opts.command,
-        "model": "fastText supervised" + (", quantised (qnorm, cutoff 100000)" if opts.quantize else ""),
+        "model": "fastText supervised" + (f", quantised (qnorm, cutoff {opts.quantize_cutoff or 'none'})" if opts.quantize else ""),
         "labels": {"toxic": TOXIC, "clean": CLEAN},
         "params": {k: v for k, v in params.items() if k != "verbose"},
         "files": files,
-        "training_data": sources,
+        "training_data": [provenance(s) for s in sources],
         "eval_data": eval_sources,
         "split": split,
         # heldout: held-out rows of the labelled sources only (clean-* prose rows are easy negatives
         # and would flatter ROC-AUC); their false-positive rate is reported on its own.
-        "metrics": {"heldout": report, "heldout_before_quantisation": full_report},
+        "metrics": metrics,
         "built_with": {"fasttext": package_version("fasttext-numpy2")},
     }
+    if any(s.name == "stormfront_en" for s in sources):
+        manifest["licence"] = "CC BY-SA 3.0 (share-alike: trained on the Stormfront set); see training_data[].licence_note for attribution"
     write_manifest(out, manifest)
     log(f"build-toxicity {opts.lang}: held-out {report} ({model_path.stat().st_size} bytes)")
     return manifest
+
+
+def metrics_summary(manifest: dict[str, Any]) -> str:
+    """`refinery models ls` text: held-out ROC-AUC, per never-trained source, leave-one-source-out."""
+    metrics = manifest.get("metrics", {})
+    parts = [f"heldout ROC-AUC {metrics.get('heldout', {}).get('roc_auc')}"]
+    by_source = metrics.get("heldout_by_source", {})
+    if by_source:
+        parts.append("eval-only " + " ".join(f"{k} {v['roc_auc']}" for k, v in by_source.items()))
+    loso = metrics.get("leave_one_source_out", {})
+    if loso:
+        per = " ".join(f"{k} {v['roc_auc']}" for k, v in loso.items() if isinstance(v, dict) and "roc_auc" in v)
+        parts.append(f"left out: {per} (mean {loso.get('mean_roc_auc')})")
+    return "; ".join(parts)
 
 
 def _p_toxic(model, texts: list[str]) -> list[float]:

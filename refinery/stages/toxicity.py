@@ -4,7 +4,8 @@ Document mode scores the whole text (newlines joined) and drops documents at or
 above `threshold`.  Paragraph mode (`paragraphs: true`, as dolma does) scores
 every paragraph, removes those at or above `paragraph_threshold` from the text,
 then scores what remains; a document whose paragraphs were all toxic is dropped
-as `all_paragraphs_toxic`.  Documents in a language without a model pass with a
+as `all_paragraphs_toxic` and keeps the score of its original text (a one-line
+toxic post is not left with a null score in rejects and `annotate`).  Documents in a language without a model pass with a
 null `toxicity`.
 """
 
@@ -92,8 +93,10 @@ class ToxicityStage(Stage):
                         if not cleaned:
                             reasons[i] = "all_paragraphs_toxic"
                             details[i] += f", none left (paragraph toxicity>={self.par_threshold:g})"
-            rows = [i for i in rows if out_texts[i]]
-            for i, s in zip(rows, model.scores([out_texts[i].replace("\n", " ") for i in rows])):
+            # Every document keeps a score: one whose every paragraph was removed is scored on
+            # its original text, so its (high) score still reaches rejects and `annotate`.
+            scored = [out_texts[i] or texts[i] for i in rows]
+            for i, s in zip(rows, model.scores([t.replace("\n", " ") for t in scored])):
                 scores[i] = round(s, 6)
                 if reasons[i] is None and threshold is not None and s >= threshold:
                     reasons[i] = "toxic"
