@@ -100,8 +100,7 @@ def warc_pages():
         for p in sorted((SHARED_DATA / "warc" / d).glob("*.warc.gz")):
             try:
                 for j, rec in enumerate(ArchiveIterator(open(p, "rb"), record_types=WarcRecordType.response)):
-                    body = rec.reader.read()
-                    head, _, html = body.partition(b"\r\n\r\n")
+                    html = rec.reader.read()  # parse_http (the default): the body after the HTTP headers
                     try:
                         text = extract_plain_text(decode_html(html, None), main_content=True)
                     except Exception:  # noqa: BLE001

@@ -8,7 +8,6 @@ other keys are ignored.  A line that is not a JSON object with string
 from __future__ import annotations
 
 import gzip
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,22 +47,26 @@ class Item:
         return f"{self.benchmark}:{self.split}:{self.id}" if self.split else f"{self.benchmark}:{self.id}"
 
 
-def _open(path: Path) -> io.TextIOBase:
+def _open(path: Path):
     try:
         raw = open(path, "rb")
     except OSError as err:
         raise SetError(f"{path}: cannot read evaluation set: {err.strerror or err}") from None
     head = raw.read(2)
     raw.seek(0)
-    stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="strict")
+    return gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
 
 
 def read_items(path: Path) -> Iterator[Item]:
+    """Every item of one set file; a bad line is a SetError naming the file and the line."""
     lineno = 0
     with _open(path) as f:
         try:
-            for lineno, line in enumerate(f, 1):
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise SetError(f"{path}:{lineno}: not UTF-8 text ({err.reason})") from None
                 if not line.strip():
                     continue
                 try:
@@ -79,7 +82,5 @@ def read_items(path: Path) -> Iterator[Item]:
                 if not isinstance(split, str):
                     raise SetError(f"{path}:{lineno}: 'split' must be a string")
                 yield Item(row["benchmark"], split, row["id"], row["text"])
-        except UnicodeDecodeError as err:
-            raise SetError(f"{path}:{lineno + 1}: not UTF-8 text ({err.reason})") from None
         except (OSError, EOFError) as err:
             raise SetError(f"{path}:{lineno + 1}: unreadable ({err})") from None

@@ -38,29 +38,32 @@ def key_hash(key: str) -> int:
     return xxhash.xxh3_64_intdigest(key.encode("utf-8"))
 
 
-def open_text(path: Path) -> io.TextIOBase:
+def open_binary(path: Path) -> io.BufferedIOBase:
+    """The file's bytes, gunzipped when it starts with the gzip magic."""
     try:
         raw = open(path, "rb")
     except OSError as err:
         raise ListError(f"{path}: cannot read list file: {err.strerror or err}") from None
     head = raw.read(2)
     raw.seek(0)
-    stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline=None)
+    return gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, stripped entry) for every entry line; errors name the file and line."""
+    """(line number, stripped entry) for every entry line; errors name the file and line.
+
+    Lines are decoded one by one, so a bad byte is reported on its own line."""
     lineno = 0
-    with open_text(path) as f:
+    with open_binary(path) as f:
         try:
-            for lineno, line in enumerate(f, 1):
-                entry = line.strip()
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    entry = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as err:
+                    raise ListError(f"{path}:{lineno}: not UTF-8 text ({err.reason})") from None
                 if entry and not entry.startswith("#"):
                     yield lineno, entry
-        except UnicodeDecodeError as err:
-            raise ListError(f"{path}:{lineno + 1}: not UTF-8 text ({err.reason})") from None
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError) as err:  # a truncated or corrupt gzip member
             raise ListError(f"{path}:{lineno + 1}: unreadable ({err})") from None
 
 
