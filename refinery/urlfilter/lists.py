@@ -89,6 +89,15 @@ def entry_hashes(path: Path, kind: str) -> np.ndarray:
     return np.fromiter((key_hash(parse(path, n, e)) for n, e in iter_lines(path)), dtype=np.uint64)
 
 
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    if len(a) < 2:
+        return a
+    keep = np.empty(len(a), dtype=bool)
+    keep[0] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a if keep.all() else a[keep]
+
+
 @dataclass
 class HashedSet:
     """Sorted unique 64-bit key hashes, each with the bits of the categories that list it."""
@@ -98,21 +107,30 @@ class HashedSet:
 
     @classmethod
     def build(cls, parts: Iterable[tuple[np.ndarray, int]], n_categories: int) -> "HashedSet":
-        """`parts`: (hashes, category index) pairs; a key in several categories gets all their bits."""
+        """`parts`: (hashes, category index) pairs; a key in several categories gets all their bits.
+
+        Each part is sorted and deduplicated before the merge, so the peak memory stays
+        near twice the final arrays (no argsort index arrays).  Parts that own their
+        memory (fresh arrays, as entry_hashes returns) are sorted in place: don't reuse them."""
         dtype = np.min_scalar_type((1 << max(n_categories, 1)) - 1)
-        hashes, bits = [], []
+        uniq: list[tuple[np.ndarray, int]] = []
         for h, cat in parts:
-            hashes.append(h)
-            bits.append(np.full(len(h), 1 << cat, dtype=dtype))
-        if not hashes:
+            if not h.flags.owndata:
+                h = h.copy()
+            h.sort()
+            uniq.append((_sorted_unique(h), cat))
+        if not uniq:
             return cls(np.zeros(0, np.uint64), np.zeros(0, dtype))
-        allh = np.concatenate(hashes)
-        allb = np.concatenate(bits)
-        order = np.argsort(allh, kind="stable")
-        allh, allb = allh[order], allb[order]
-        keys, start = np.unique(allh, return_index=True)
-        merged = np.bitwise_or.reduceat(allb, start) if len(allh) else allb
-        return cls(keys, merged.astype(dtype, copy=False))
+        if len(uniq) == 1:
+            keys = uniq[0][0]
+        else:
+            keys = np.concatenate([h for h, _ in uniq])
+            keys.sort()
+            keys = _sorted_unique(keys)
+        bits = np.zeros(len(keys), dtype=dtype)
+        for h, cat in uniq:
+            bits[np.searchsorted(keys, h)] |= dtype.type(1 << cat)
+        return cls(keys, bits)
 
     def __len__(self) -> int:
         return len(self.keys)
