@@ -10,7 +10,7 @@ PY=${PYTHON:-.venv/bin/python}
 REF=$DATA/lm_reference
 PAGES=$DATA/extraction/boilerplate_snippets/pages   # real web pages (never the article benchmark)
 LEIPZIG=$DATA/langid/sentences                     # Leipzig news/web sentences
-WANT=" ${*:-en de fr es ru zh tox-en tox-zh} "
+WANT=" ${*:-en de fr es ru zh tox-en tox-zh ut1 decont} "
 UDHR=$DATA/langid/udhr/udhr_paragraphs.tsv          # Universal Declaration of Human Rights, 448 languages
 refinery() { "$PY" -m refinery.cli "$@"; }
 
@@ -44,4 +44,9 @@ refinery() { "$PY" -m refinery.cli "$@"; }
          clean-wikitext:$REF/wikitext2/valid.txt clean-wikitext:$REF/wikitext2/test.txt
 [[ $WANT == *" tox-zh "* ]] && refinery models build-toxicity --lang zh \
   --data cold:$DATA/toxicity/cold_zh/train.csv --eval cold:$DATA/toxicity/cold_zh/dev.csv
+
+# URL blocklists (url_filter) and the benchmark decontamination index (decontaminate): not trained,
+# copied/hashed from the shared data; both are byte-identical on a re-run (docs/operations.md).
+[[ $WANT == *" ut1 "* ]] && refinery urlfilter refresh --source $DATA/urlfilter/ut1
+[[ $WANT == *" decont "* ]] && refinery decont build --sets $DATA/decontamination/decontam_texts.jsonl.gz
 du -ch refinery/models/default | tail -1
