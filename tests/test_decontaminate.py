@@ -177,3 +177,31 @@ def test_shipped_index_catches_real_items_and_spares_real_pages():
     got = [t for i in range(0, len(docs), 64) for t in stage.process(_batch(docs[i : i + 64])).batch.column("contaminated_by").to_pylist()]
     caught = sum(g is not None and g.split(":")[0] == it.benchmark for g, it in zip(got, items))
     assert caught / len(items) >= 0.99, (caught, len(items))
+
+
+def test_both_stages_counted_in_service_metrics(tmp_path):
+    """Per-unit counters of a run with url_filter and decontaminate reach /metrics by stage and reason."""
+    from prometheus_client import generate_latest
+
+    from refinery.service.metrics import ServiceMetrics
+    from refinery.service.queue import BatchQueue
+    from refinery.store import CorpusStore
+
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "d").write_text("blocked.example\n")
+    cfg = parse_pipeline({"name": "t", "stages": [
+        {"url_filter": {"root": str(tmp_path / "lists"), "block": {"spam": {"domains": ["d"]}}}},
+        "extract", {"decontaminate": {"index": str(_built(tmp_path))}},
+    ]})  # fmt: skip
+    rows = [{"doc_id": "a", "url": "http://x.blocked.example/", "source_uri": "s", "record_id": "1", "text": HOST},
+            {"doc_id": "b", "url": "http://fine.example/", "source_uri": "s", "record_id": "2", "text": HOST + ITEMS[1]["text"]},
+            {"doc_id": "c", "url": "http://fine.example/2", "source_uri": "s", "record_id": "3", "text": HOST}]
+    counters = Counters()
+    PipelineRunner(cfg, "run").process(pa.RecordBatch.from_pylist(rows, schema=INPUT_SCHEMA), counters)
+    store = CorpusStore(tmp_path / "store")
+    m = ServiceMetrics(store, BatchQueue(store.state_dir / "q.db"))
+    m.unit_done("t", counters.to_dict())
+    text = generate_latest(m.registry).decode()
+    assert 'refinery_stage_documents_dropped_total{pipeline="t",reason="url:spam",stage="url_filter"} 1.0' in text
+    assert 'refinery_stage_documents_dropped_total{pipeline="t",reason="contaminated:quiz",stage="decontaminate"} 1.0' in text
+    assert 'refinery_stage_documents_in_total{pipeline="t",stage="extract"} 2.0' in text
