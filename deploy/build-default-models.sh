@@ -10,7 +10,7 @@ PY=${PYTHON:-.venv/bin/python}
 REF=$DATA/lm_reference
 PAGES=$DATA/extraction/boilerplate_snippets/pages   # real web pages (never the article benchmark)
 LEIPZIG=$DATA/langid/sentences                     # Leipzig news/web sentences
-WANT=" ${*:-en de fr es ru zh tox-en tox-zh extractor} "
+WANT=" ${*:-en de fr es ru zh tox-en tox-zh extractor ut1 decont} "
 UDHR=$DATA/langid/udhr/udhr_paragraphs.tsv          # Universal Declaration of Human Rights, 448 languages
 refinery() { "$PY" -m refinery.cli "$@"; }
 
@@ -75,4 +75,8 @@ TOX=$DATA/toxicity
 # command: crc32(domain) % 10 in 0-5 train, 6 chooses the threshold, 7-9 are never used (bench/extraction_f1.py
 # reports on them, on the article benchmark and on the trafilatura evaluation pages).
 [[ $WANT == *" extractor "* ]] && refinery models build-extractor --wcxb $DATA/extraction/wcxb_dev
+# URL blocklists (url_filter) and the benchmark decontamination index (decontaminate): not trained,
+# copied/hashed from the shared data; both are byte-identical on a re-run (docs/operations.md).
+[[ $WANT == *" ut1 "* ]] && refinery urlfilter refresh --source $DATA/urlfilter/ut1
+[[ $WANT == *" decont "* ]] && refinery decont build --sets $DATA/decontamination/decontam_texts.jsonl.gz
 du -ch refinery/models/default | tail -1

@@ -435,6 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)
     add_client_parsers(sub)
+
+    from refinery.decont.cli import add_decont_parser
+    from refinery.urlfilter.cli import add_urlfilter_parser
+
+    add_decont_parser(sub)
+    add_urlfilter_parser(sub)
     return p
 
 

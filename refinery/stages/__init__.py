@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from refinery.stages.base import Stage, StageResult
+from refinery.stages.decontaminate import DecontaminateStage
 from refinery.stages.dedup import DedupStage
 from refinery.stages.extract import ExtractStage
 from refinery.stages.langid import LangIdStage
@@ -10,9 +11,12 @@ from refinery.stages.perplexity import PerplexityStage
 from refinery.stages.pii import PiiStage
 from refinery.stages.quality import QualityStage
 from refinery.stages.toxicity import ToxicityStage
+from refinery.stages.url_filter import UrlFilterStage
 
 STAGE_TYPES: dict[str, type[Stage]] = {
-    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage, DedupStage, PerplexityStage, ToxicityStage)
+    cls.name: cls
+    for cls in (ExtractStage, LangIdStage, QualityStage, DedupStage, PerplexityStage, ToxicityStage)
+    + (UrlFilterStage, DecontaminateStage)
 }
 STAGE_TYPES[PiiStage.name] = PiiStage
 
