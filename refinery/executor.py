@@ -175,6 +175,8 @@ def plan_with_records(config: PipelineConfig, files: list[InputFile]) -> tuple[l
 def _cancel_all(refs: list) -> None:
     """Force-cancel tasks and wait until they are gone (ray.cancel is asynchronous), so no
     worker writes into a staging directory after the caller has removed it."""
+    if not ray.is_initialized():  # Ray already shut down (the process is exiting): nothing runs
+        return
     for ref in refs:
         ray.cancel(ref, force=True)
     if refs:

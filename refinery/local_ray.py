@@ -100,6 +100,15 @@ def _loopback_node() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = before
 
 
+def _no_implicit_init() -> None:
+    """Once Ray is shut down (at exit, say), a Ray call in a lingering thread must fail, not start
+    a new default cluster (every interface, no token) the way Ray's auto-init would.  Ray reads
+    `RAY_ENABLE_AUTO_CONNECT` when it is imported; this applies the same setting afterwards."""
+    from ray._private import auto_init_hook
+
+    auto_init_hook.enable_auto_connect = False
+
+
 def init_local_ray(**kwargs) -> None:
     """`ray.init` of a new local cluster, loopback only, token-authenticated, without secrets.
 
@@ -116,6 +125,7 @@ def init_local_ray(**kwargs) -> None:
         logger.warning("RAY_AUTH_MODE=%s: local Ray starts without token authentication", mode)
     with _spawn_environment(extra), _loopback_node():
         ray.init(**kwargs)
+    _no_implicit_init()
     node_ip = ray.util.get_node_ip_address()
     if not ipaddress.ip_address(node_ip).is_loopback:
         ray.shutdown()
