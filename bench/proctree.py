@@ -26,6 +26,20 @@ class TreeUsage:
     returncode: int
 
 
+def session_pids(sid: int) -> list[int]:
+    """Processes of session `sid` (a run started with start_new_session): what a kill -9 of a whole
+    run must reach, Ray's daemons and workers included."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[3]) == sid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
 def _children() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.common import REPO, shared, table
-from bench.proctree import run_measured
+from bench.proctree import run_measured, session_pids
 
 
 def _env(**extra) -> dict:
@@ -34,16 +34,6 @@ def _cmd(pipeline: str, inputs: list[str], store: Path) -> list[str]:
     return [sys.executable, "-m", "refinery.cli", "run", "-q", "--pipeline", pipeline, *inputs, "--store", str(store)]
 
 
-def _session_pids(sid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[3]) == sid:
-                    out.append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
 
 
 def _killed_run(cmd: list[str], fraction: float, log: Path, timeout: float = 1800) -> None:
@@ -56,7 +46,7 @@ def _killed_run(cmd: list[str], fraction: float, log: Path, timeout: float = 180
             if proc.poll() is not None:
                 raise SystemExit(f"the run ended before pausing:\n{log.read_text()[-2000:]}")
             time.sleep(0.2)
-        for pid in [proc.pid, *_session_pids(proc.pid)]:
+        for pid in [proc.pid, *session_pids(proc.pid)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.proctree import session_pids
 from refinery.sample import warc_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +184,7 @@ def main() -> None:
         _summary(rows)
     finally:
         c.close()
-        for pid in [proc.pid] + [p for p in _session_pids(sid)]:
+        for pid in [proc.pid] + [p for p in session_pids(sid)]:
             try:
                 os.kill(pid, signal.SIGTERM if pid == proc.pid else signal.SIGKILL)
             except ProcessLookupError:
@@ -192,23 +193,13 @@ def main() -> None:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        for pid in _session_pids(sid):
+        for pid in session_pids(sid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
 
-def _session_pids(sid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[3]) == sid:
-                    out.append(int(d.name))
-            except OSError:
-                pass
-    return out
 
 
 def _summary(rows: list[tuple]) -> None:
