@@ -233,6 +233,12 @@ def cmd_models_build_toxicity(args) -> int:
     return 0
 
 
+def cmd_models_build_quality(args) -> int:
+    from refinery.models.quality_cli import build_quality_command
+
+    return build_quality_command(args, _command_line(args))
+
+
 def cmd_models_ls(args) -> int:
     from refinery.models.registry import KINDS, available, model_root, read_manifest
 
@@ -245,6 +251,10 @@ def cmd_models_ls(args) -> int:
             if kind == "lm":
                 cal = m.get("calibration", {})
                 summary = f"heldout ppl {metrics.get('heldout_median_perplexity')} cutoffs {cal.get('head_cutoff')}/{cal.get('tail_cutoff')}"
+            elif kind == "quality":
+                from refinery.models.quality_cli import ls_summary
+
+                summary = ls_summary(m)
             else:
                 summary = f"heldout ROC-AUC {metrics.get('heldout', {}).get('roc_auc')}"
             print(f"{kind:<9} {lang:<4} {m['name']:<14} {m['version']}  {size / 1e6:6.2f} MB  {summary}")
@@ -338,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--bucket", type=int, default=200_000, help="fastText hash buckets for word n-grams")
     bt.add_argument("--no-quantize", action="store_true")
     bt.set_defaults(fn=cmd_models_build_toxicity)
+    from refinery.models.quality_cli import add_build_quality_parser
+
+    add_build_quality_parser(msub, cmd_models_build_quality)
     ml = msub.add_parser("ls", help="list models with versions and held-out metrics")
     ml.add_argument("--root", default=None, help="model root (default: the shipped models)")
     ml.set_defaults(fn=cmd_models_ls)

@@ -46,9 +46,11 @@ REJECT_FIELDS: list[pa.Field] = [
     pa.field("perplexity", pa.float64()),
     pa.field("ppl_bucket", pa.string()),
     pa.field("toxicity", pa.float64()),
+    pa.field("quality_score", pa.float64()),
+    pa.field("quality_bucket", pa.int8()),
 ]
 # Reject columns copied from the batch when present (the scores above).
-REJECT_SCORE_COLUMNS = ["perplexity", "ppl_bucket", "toxicity"]
+REJECT_SCORE_COLUMNS = ["perplexity", "ppl_bucket", "toxicity", "quality_score", "quality_bucket"]
 REJECT_SCHEMA = pa.schema(REJECT_FIELDS)
 
 VERDICT_FIELD = pa.field("verdict", pa.string(), nullable=False)

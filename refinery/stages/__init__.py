@@ -8,10 +8,12 @@ from refinery.stages.extract import ExtractStage
 from refinery.stages.langid import LangIdStage
 from refinery.stages.perplexity import PerplexityStage
 from refinery.stages.quality import QualityStage
+from refinery.stages.quality_classifier import QualityClassifierStage
 from refinery.stages.toxicity import ToxicityStage
 
 STAGE_TYPES: dict[str, type[Stage]] = {
-    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage, DedupStage, PerplexityStage, ToxicityStage)
+    cls.name: cls for cls in (ExtractStage, LangIdStage, QualityStage, DedupStage, PerplexityStage, ToxicityStage,
+                 QualityClassifierStage)
 }
 
 __all__ = ["STAGE_TYPES", "Stage", "StageResult"]
