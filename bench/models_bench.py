@@ -195,6 +195,10 @@ def main() -> None:
     bench_shuffle(data)
     bench_articles(data)
     bench_toxicity(data)
+    from quality_bench import run as bench_quality  # the quality classifier's own module
+
+    print()
+    bench_quality(data)
 
 
 if __name__ == "__main__":

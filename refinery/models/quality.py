@@ -145,6 +145,7 @@ class QualityBuildOptions:
     negative: list[str]
     out: Path
     calibration: list[str] | None = None
+    eval: list[str] | None = None  # wcxb:FILE: held-out-domain pages scored main content vs boilerplate
     heldout_percent: int = 10  # rows without a domain: sha1(text) % 100 below this are held out
     heldout_domains_percent: int = 50  # web rows: sha1(domain) % 100 below this are held out
     max_docs_per_input: int = 6000  # larger inputs contribute their first N rows by hash order
@@ -283,7 +284,16 @@ def build_quality(opts: QualityBuildOptions, log=print) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     if held_pos and held_neg:
         metrics["heldout"] = classification_report([1] * len(held_pos) + [0] * len(held_neg), score([d.text for d in held_pos]) + score([d.text for d in held_neg]), 0.5)
-    mvb = main_vs_boilerplate(score, [d for d in held_pos if d.page is not None])
+    eval_pages = [d for d in held_pos if d.page is not None]
+    eval_sources = []
+    for spec in opts.eval or []:
+        fmt, path = parse_spec(spec, "--eval")
+        if fmt != "wcxb":
+            raise InputError(f"--eval {spec}: expected wcxb:GROUND_TRUTH (pages with gold main content)")
+        rows = [d for d in read_docs(fmt, path, opts.lang) if is_heldout(d, opts.heldout_percent, opts.heldout_domains_percent)]
+        eval_pages.extend(rows)
+        eval_sources.append(data_provenance(path) | {"format": fmt, "heldout_pages": len(rows), "use": "evaluation only (held-out domains)"})
+    mvb = main_vs_boilerplate(score, eval_pages)
     if mvb:
         metrics["heldout_main_vs_boilerplate"] = mvb
 
@@ -310,6 +320,7 @@ def build_quality(opts: QualityBuildOptions, log=print) -> dict[str, Any]:
         "params": {k: v for k, v in params.items() if k != "verbose"},
         "files": files,
         "training_data": sources,
+        "eval_data": eval_sources,
         "split": {
             "rule": "web rows (with a domain): sha1(domain) % 100 < heldout_domains_percent are held out, whole sites; "
                     "other rows: sha1(lower-cased text) % 100 < heldout_percent; a domain with training rows in both "

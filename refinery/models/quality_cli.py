@@ -20,6 +20,8 @@ def add_build_quality_parser(msub, fn) -> None:
                     help="ordinary web text: pages:PATH / wcxb-pages:FILE (real pages through Refinery's extract + langid)")
     bq.add_argument("--calibration", nargs="+", default=None, metavar="PAGES",
                     help="real pages for the percentile buckets: .html(.gz) files/dirs or .warc(.gz) (extract + langid), or FORMAT:FILE")
+    bq.add_argument("--eval", nargs="+", default=None, metavar="wcxb:FILE",
+                    help="pages with gold main content: those of held-out domains are scored main content vs boilerplate")
     bq.add_argument("--out", default=None, help="model directory (default: refinery/models/default/quality/LANG)")
     bq.add_argument("--heldout-percent", type=int, default=d["heldout_percent"].default, help="rows without a domain held out (sha1 of text)")
     bq.add_argument("--heldout-domains-percent", type=int, default=d["heldout_domains_percent"].default, help="web domains held out whole (sha1 of domain)")
@@ -41,7 +43,7 @@ def build_quality_command(args, command: str) -> int:
 
     out = Path(args.out) if args.out else model_dir(DEFAULT_ROOT, "quality", args.lang)
     opts = QualityBuildOptions(
-        lang=args.lang, positive=args.positive, negative=args.negative, out=out, calibration=args.calibration,
+        lang=args.lang, positive=args.positive, negative=args.negative, out=out, calibration=args.calibration, eval=args.eval,
         heldout_percent=args.heldout_percent, heldout_domains_percent=args.heldout_domains_percent,
         max_docs_per_input=args.max_docs_per_input, epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams,
         dim=args.dim, min_count=args.min_count, bucket=args.bucket, cutoff=args.cutoff, quantize=not args.no_quantize,

@@ -43,7 +43,8 @@ EXTRACT_SETTINGS = {
 }
 PAGE_FORMATS = tuple(EXTRACT_SETTINGS)
 CHUNK_CHARS = 5000  # long documents (books, long articles) are cut into ~5,000-character pieces
-MIN_CHARS = 50  # shorter rows carry too little text to learn from
+MIN_CHARS = 50  # shorter rows carry too little text to learn from (CJK: 20 characters)
+CJK = ("zh", "ja", "ko")
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def read_docs(fmt: str, path: Path, lang: str) -> list[Doc]:
             docs = extract_pages(pages, lang, EXTRACT_SETTINGS[fmt])
     else:
         docs = extract_pages(list(iter_pages(path)), lang, EXTRACT_SETTINGS[fmt])
-    return [d for d in docs if len(d.text) >= MIN_CHARS]
+    least = 20 if lang in CJK else MIN_CHARS
+    return [d for d in docs if len(d.text) >= least]
 
 
 def _page_type(obj: dict) -> str | None:
