@@ -144,28 +144,29 @@ def tiny(tmp_path_factory):
 
 def _opts(tmp, pos, neg, out):
     return QualityBuildOptions(lang="en", positive=pos, negative=neg, out=tmp / out, heldout_domains_percent=30,
-                               calibration=[pos[0]], epoch=2, dim=8, bucket=20_000, cutoff=5_000, command="test")  # fmt: skip
+                               calibration=[pos[0]], epoch=2, lr=0.05, dim=8, cutoff=5_000, command="test")  # fmt: skip
 
 
 def test_cli_build_on_tiny_real_sample_is_deterministic(tiny):
     from helpers import refinery
 
     tmp, pos, neg = tiny
+    a = tmp / "root" / "quality" / "en"  # a model root's layout, for `models ls --root`
     proc = refinery("models", "build-quality", "--lang", "en", "--positive", *pos, "--negative", *neg,
-                    "--calibration", pos[0], "--out", str(tmp / "a"), "--heldout-domains-percent", "30", "--epoch", "2", "--dim", "8",
-                    "--bucket", "20000", "--cutoff", "5000")  # fmt: skip
+                    "--calibration", pos[0], "--out", str(a), "--heldout-domains-percent", "30", "--epoch", "2", "--dim", "8",
+                    "--cutoff", "5000", "--lr", "0.05")  # fmt: skip
     assert "wrote" in proc.stdout
-    m = read_manifest(tmp / "a", "quality", "en")
+    m = read_manifest(a, "quality", "en")
     assert m["kind"] == "quality" and m["split"]["train_negative"] > 0 and m["split"]["heldout_positive"] > 0
     assert len(m["calibration"]["percentiles"]) == 101 and len(m["calibration"]["bucket_edges"]) == 19
     assert 0.0 < m["metrics"]["heldout_main_vs_boilerplate"]["roc_auc"] <= 1.0
     assert any(s["class"] == "negative" and s["extract"] == {"favor_precision": True} for s in m["training_data"])
-    assert "CC-BY-4.0" in " ".join(s["licence"] for s in m["training_data"])
+    assert all("licence" in s and "sha256" in s for s in m["training_data"])
     build_quality(_opts(tmp, pos, neg, "b"), log=lambda *a: None)
-    assert (tmp / "a" / "en.ftz").read_bytes() == (tmp / "b" / "en.ftz").read_bytes()
+    assert (a / "en.ftz").read_bytes() == (tmp / "b" / "en.ftz").read_bytes()
     mb = read_manifest(tmp / "b", "quality", "en")
     assert mb["version"] == m["version"] and mb["calibration"] == m["calibration"]
-    ls = refinery("models", "ls", "--root", str(tmp / "a")).stdout
+    ls = refinery("models", "ls", "--root", str(tmp / "root")).stdout
     assert "quality" in ls and "quality-en" in ls and m["version"] in ls
 
 

@@ -271,7 +271,10 @@ def build_quality(opts: QualityBuildOptions, log=print) -> dict[str, Any]:
         with open(train_file, "w", encoding="utf-8") as f:
             for d, y in train:
                 f.write(f"{HQ if y else LQ} {preprocess(d.text, opts.lang)}\n")
-        model = fasttext.train_supervised(input=str(train_file), **params)
+        try:
+            model = fasttext.train_supervised(input=str(train_file), **params)
+        except RuntimeError as err:  # fastText's "Encountered NaN": the learning rate diverged
+            raise InputError(f"fastText training failed ({err}) at --lr {opts.lr}; retry with a lower --lr") from None
         if opts.quantize:
             model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=opts.cutoff, thread=1, verbose=0)
         model.save_model(str(model_path))
