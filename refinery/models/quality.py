@@ -103,13 +103,7 @@ class QualityModel:
 
     @property
     def info(self) -> dict[str, Any]:
-        m = self.manifest
-        return {
-            "name": m["name"],
-            "version": m["version"],
-            "sha256": m["files"]["fasttext"]["sha256"],
-            "calibration_sha256": calibration_digest(self.percentiles),
-        }
+        return model_info(self.manifest)
 
     def scores(self, texts: list[str]) -> list[float]:
         """P(high quality) per text (fastText: pass a list, never a single string)."""
@@ -119,6 +113,16 @@ class QualityModel:
 
     def bucket(self, score: float) -> int:
         return bucket_of(score, self.percentiles)
+
+
+def model_info(m: dict[str, Any]) -> dict[str, Any]:
+    """What a commit records: the calibration counts too, since it decides every bucket."""
+    return {
+        "name": m["name"],
+        "version": m["version"],
+        "sha256": m["files"]["fasttext"]["sha256"],
+        "calibration_sha256": calibration_digest(m["calibration"]["percentiles"]),
+    }
 
 
 def calibration_digest(pcts: list[float]) -> str:

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from refinery.config import StrictModel
 from refinery.errors import ModelError
-from refinery.models.registry import resolve_models
+from refinery.models.registry import read_manifest, resolve_models
 from refinery.stages.base import Stage, StageResult, set_column
 
 SCORE_FIELD = pa.field("quality_score", pa.float64())
@@ -65,10 +65,10 @@ class QualityClassifierStage(Stage):
                 self.thresholds[lang] = o.threshold
 
     def model_info(self) -> dict:
-        from refinery.models.quality import QualityModel
+        from refinery.models.quality import model_info
 
         dirs = resolve_models("quality", self.options.models, self.options.languages)
-        return {"quality": {lang: QualityModel(d, lang).info for lang, d in sorted(dirs.items())}}
+        return {"quality": {lang: model_info(read_manifest(d, "quality", lang)) for lang, d in sorted(dirs.items())}}
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
         texts = batch.column("text").to_pylist()
