@@ -194,7 +194,19 @@ def iter_pages(path: Path) -> Iterator[tuple[str, str | None, bytes, str | None]
 
 
 def extract_pages(pages: list[tuple[str, str | None, bytes, str | None]], lang: str, settings: dict) -> list[Doc]:
-    """Refinery's own extract + langid stages over real pages: the text the pipeline meets."""
+    """Refinery's own extract + langid stages over real pages: the text the pipeline meets.
+
+    Runs in a fresh child process: after extracting ~1,400 pages in the process that then trains,
+    fastText's training diverged (`Encountered NaN`) on the very rows that train cleanly in a
+    process that extracted nothing (cause not found; the rows are byte-identical)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_extract_pages, pages, lang, settings).result()
+
+
+def _extract_pages(pages: list[tuple[str, str | None, bytes, str | None]], lang: str, settings: dict) -> list[Doc]:
     import pyarrow as pa
 
     from refinery.schema import INPUT_SCHEMA
