@@ -244,13 +244,18 @@ def main() -> None:
     data = Path(args.data)
     if not data.is_dir():
         sys.exit(f"shared data not found at {data}; pass --data")
-    only = set(args.only or ["lm", "toxicity"])
+    only = set(args.only or ["lm", "toxicity", "quality"])
     if "lm" in only:
         bench_shuffle(data)
         bench_articles(data)
         bench_lm_unseen(data)
     if "toxicity" in only:
         bench_toxicity(data)
+    if "quality" in only:
+        from quality_bench import run as bench_quality  # the quality classifier's own module
+
+        print()
+        bench_quality(data)
 
 
 if __name__ == "__main__":

@@ -274,6 +274,12 @@ def cmd_models_build_extractor(args) -> int:
     return 0
 
 
+def cmd_models_build_quality(args) -> int:
+    from refinery.models.quality_cli import build_quality_command
+
+    return build_quality_command(args, _command_line(args))
+
+
 def cmd_models_ls(args) -> int:
     from refinery.models.registry import KINDS, available, model_root, read_manifest
 
@@ -288,6 +294,10 @@ def cmd_models_ls(args) -> int:
 
                 cal = m.get("calibration", {})
                 summary = f"heldout ppl {metrics.get('heldout_median_perplexity')} cutoffs {cal.get('head_cutoff')}/{cal.get('tail_cutoff')}{unseen_summary(m)}"
+            elif kind == "quality":
+                from refinery.models.quality_cli import ls_summary
+
+                summary = ls_summary(m)
             else:
                 from refinery.models.toxicity import metrics_summary
 
@@ -417,6 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--l2", type=float, default=1e-4, help="L2 penalty of both passes")
     be.add_argument("--hidden", type=int, default=0, help="pass 2 as a tanh MLP of this many units (0: logistic regression)")
     be.set_defaults(fn=cmd_models_build_extractor)
+
+
+    from refinery.models.quality_cli import add_build_quality_parser
+
+    add_build_quality_parser(msub, cmd_models_build_quality)
     ml = msub.add_parser("ls", help="list models with versions and held-out metrics")
     ml.add_argument("--root", default=None, help="model root (default: the shipped models)")
     ml.set_defaults(fn=cmd_models_ls)

@@ -78,13 +78,15 @@ REJECT_FIELDS: list[pa.Field] = [
     pa.field("perplexity", pa.float64()),
     pa.field("ppl_bucket", pa.string()),
     pa.field("toxicity", pa.float64()),
+    pa.field("quality_score", pa.float64()),
+    pa.field("quality_bucket", pa.int8()),
     # The langid stage's score and the quality stage's signals, as in annotate output (null when
     # the stage had not run before the drop): the measured values behind `detail`.
     pa.field("language_score", pa.float32()),
     *QUALITY_SIGNAL_FIELDS,
 ]
 # Reject columns copied from the batch when present (the scores above).
-REJECT_SCORE_COLUMNS = ["perplexity", "ppl_bucket", "toxicity", "language_score"] + [
+REJECT_SCORE_COLUMNS = ["perplexity", "ppl_bucket", "toxicity", "quality_score", "quality_bucket", "language_score"] + [
     f.name for f in QUALITY_SIGNAL_FIELDS
 ]
 REJECT_SCHEMA = pa.schema(REJECT_FIELDS)

@@ -4,6 +4,7 @@ Layout of a model root (the shipped one is `refinery/models/default/`):
 
     lm/<lang>/manifest.json, <lang>.sp.model, <lang>.klm
     toxicity/<lang>/manifest.json, <lang>.ftz
+    quality/<lang>/manifest.json, <lang>.ftz
 
 The manifest is the contract: name, language, version, the exact command that
 rebuilt it, sha256 of the training data and of every model file, metrics,
@@ -23,11 +24,12 @@ from refinery.errors import ModelError
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_ROOT = PACKAGE_DIR / "default"
 REPO_ROOT = PACKAGE_DIR.parents[1]
-KINDS = ("lm", "toxicity")
+KINDS = ("lm", "toxicity", "quality")
 MANIFEST = "manifest.json"
 BUILD_HINT = {
     "lm": "refinery models build-lm --lang {lang} --corpus FILE... --out {dir}",
     "toxicity": "refinery models build-toxicity --lang {lang} --data FORMAT:FILE... --out {dir}",
+    "quality": "refinery models build-quality --lang {lang} --positive FORMAT:FILE... --negative FORMAT:FILE... --out {dir}",
 }
 DEFAULT_RECIPE = "deploy/build-default-models.sh"
 

@@ -10,13 +10,14 @@ from refinery.stages.langid import LangIdStage
 from refinery.stages.perplexity import PerplexityStage
 from refinery.stages.pii import PiiStage
 from refinery.stages.quality import QualityStage
+from refinery.stages.quality_classifier import QualityClassifierStage
 from refinery.stages.toxicity import ToxicityStage
 from refinery.stages.url_filter import UrlFilterStage
 
 STAGE_TYPES: dict[str, type[Stage]] = {
     cls.name: cls
     for cls in (ExtractStage, LangIdStage, QualityStage, DedupStage, PerplexityStage, ToxicityStage)
-    + (UrlFilterStage, DecontaminateStage)
+    + (UrlFilterStage, DecontaminateStage, QualityClassifierStage)
 }
 STAGE_TYPES[PiiStage.name] = PiiStage
 
