@@ -76,7 +76,7 @@ def test_shipped_models_manifests_and_size():
     assert LM_LANGS <= set(available(DEFAULT_ROOT, "lm"))
     assert {"en", "zh"} <= set(available(DEFAULT_ROOT, "toxicity"))
     total = sum(f.stat().st_size for f in DEFAULT_ROOT.rglob("*") if f.is_file())
-    assert total <= 40 * 1024 * 1024, f"default models take {total} bytes"
+    assert total <= 100_000_000, f"default models take {total} bytes"  # issue 14: 100 MB for all shipped models
     for kind in ("lm", "toxicity"):
         for lang in available(DEFAULT_ROOT, kind):
             d = DEFAULT_ROOT / kind / lang

@@ -3,7 +3,7 @@
 Stages run in Ray worker processes, whose prometheus objects the service
 cannot see.  So nothing here is incremented inside a stage: document and drop
 counters are fed from the per-unit counters each task returns to the driver
-(`UnitResult.counters`), and everything about commits is read from the commit
+(`UnitResult.counters`; from dedup on, from the commit record), and everything about commits is read from the commit
 records in the store (the only source of truth), so the committed figures are
 right even across restarts of the service.
 
@@ -241,15 +241,17 @@ class ServiceMetrics:
     def unit_done(self, pipeline: str, counters: dict) -> None:
         """Feed one UnitResult.counters dict (driver side).
 
-        Stages decided by the driver after all units (dedup) are counted at
-        commit time instead (`batch_committed`): a unit cannot know their outcome.
-        """
+        The stages before the first one the driver decides (dedup) are counted as units finish.
+        That stage and every later one are counted at commit time instead (`batch_committed`):
+        a unit cannot know which of its documents dedup drops, and the commit record takes
+        those out of the later stages' counts (counters.in_pipeline_order), so the metrics
+        add up to the commit records."""
         self.units.labels(pipeline).inc()
-        self._count_stages(pipeline, {s: c for s, c in counters.items() if not _decided_by_driver(s)})
+        self._count_stages(pipeline, _split_at_driver_stage(counters)[0])
 
     def batch_committed(self, pipeline: str, record_counters: dict) -> None:
-        """Count the driver-decided stages of a freshly committed batch from its commit record."""
-        self._count_stages(pipeline, {s: c for s, c in record_counters.items() if _decided_by_driver(s)})
+        """Count the driver-decided stage and the ones after it from a fresh commit record."""
+        self._count_stages(pipeline, _split_at_driver_stage(record_counters)[1])
 
     def _count_stages(self, pipeline: str, counters: dict) -> None:
         for stage, c in counters.items():
@@ -276,6 +278,14 @@ class ServiceMetrics:
     def batch_finished(self, pipeline: str, state: str, seconds: float) -> None:
         self.batches_finished.labels(pipeline, state).inc()
         self.batch_duration.labels(pipeline, state).observe(seconds)
+
+
+def _split_at_driver_stage(counters: dict) -> tuple[dict, dict]:
+    """(stages before the first driver-decided stage, that stage and all after it), in the
+    counters' own order (the pipeline's)."""
+    names = list(counters)
+    cut = next((i for i, name in enumerate(names) if _decided_by_driver(name)), len(names))
+    return {n: counters[n] for n in names[:cut]}, {n: counters[n] for n in names[cut:]}
 
 
 def _decided_by_driver(stage: str) -> bool:
