@@ -253,6 +253,28 @@ def main_vs_boilerplate(score, docs: list[Doc]) -> dict[str, Any]:
     }
 
 
+def _train_in_fresh_process(train_file: Path, params: dict, cutoff: int | None, model_path: Path) -> None:
+    """Train (and quantise) in a fresh child process.  In a process that had run much else
+    first (extraction, a test session), fastText diverged (`Encountered NaN`) on rows that
+    train cleanly in a fresh one, with the same seed and one thread; the cause was not found,
+    and a fresh process makes the build the same wherever it is called from."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(_train, str(train_file), params, cutoff, str(model_path)).result()
+
+
+def _train(train_file: str, params: dict, cutoff: int | None, model_path: str) -> None:
+    import fasttext
+
+    fasttext.FastText.eprint = lambda *a, **k: None
+    model = fasttext.train_supervised(input=train_file, **params)
+    if cutoff is not None:
+        model.quantize(input=train_file, qnorm=True, retrain=True, cutoff=cutoff, thread=1, verbose=0)
+    model.save_model(model_path)
+
+
 def build_quality(opts: QualityBuildOptions, log=print) -> dict[str, Any]:
     import fasttext
 
@@ -276,12 +298,9 @@ def build_quality(opts: QualityBuildOptions, log=print) -> dict[str, Any]:
             for d, y in train:
                 f.write(f"{HQ if y else LQ} {preprocess(d.text, opts.lang)}\n")
         try:
-            model = fasttext.train_supervised(input=str(train_file), **params)
+            _train_in_fresh_process(train_file, params, opts.cutoff if opts.quantize else None, model_path)
         except RuntimeError as err:  # fastText's "Encountered NaN": the learning rate diverged
             raise InputError(f"fastText training failed ({err}) at --lr {opts.lr}; retry with a lower --lr") from None
-        if opts.quantize:
-            model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=opts.cutoff, thread=1, verbose=0)
-        model.save_model(str(model_path))
     shipped = load_fasttext(model_path)
 
     def score(texts: list[str]) -> list[float]:

@@ -281,11 +281,19 @@ class ServiceMetrics:
 
 
 def _split_at_driver_stage(counters: dict) -> tuple[dict, dict]:
-    """(stages before the first driver-decided stage, that stage and all after it), in the
-    counters' own order (the pipeline's)."""
-    names = list(counters)
-    cut = next((i for i, name in enumerate(names) if _decided_by_driver(name)), len(names))
-    return {n: counters[n] for n in names[:cut]}, {n: counters[n] for n in names[cut:]}
+    """(stages placed before the first driver-decided stage, that stage and all after it), by the
+    stages' canonical order (a unit's counters may name dedup first: raw copies are counted there
+    before any stage runs)."""
+    from refinery.stages import STAGE_TYPES
+
+    cut = min((cls.order for cls in STAGE_TYPES.values() if cls.decided_by_driver), default=None)
+
+    def before(name: str) -> bool:
+        cls = STAGE_TYPES.get(name)
+        return cut is None or cls is None or cls.order < cut  # `read` (no stage class) comes first
+
+    return ({n: c for n, c in counters.items() if before(n)},
+            {n: c for n, c in counters.items() if not before(n)})
 
 
 def _decided_by_driver(stage: str) -> bool:
