@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from refinery.errors import InputError, ModelError
+from refinery.models.metrics import percentiles as interpolated_percentiles
 from refinery.models import file_sha256, package_version
 from refinery.models.registry import data_provenance, kenlm_tool, read_manifest, write_manifest
 from refinery.models.textnorm import detokenize_wikitext, normalize, paragraphs
@@ -233,15 +234,8 @@ def median_perplexity(model: LanguageModel, texts: Iterable[str]) -> float:
 
 
 def percentiles(values: list[float]) -> list[float]:
-    """Percentiles 0..100 (linear interpolation), as cc_net's cutoff.csv rows."""
-    s = sorted(values)
-    out = []
-    for q in range(101):
-        pos = (len(s) - 1) * q / 100
-        lo = int(pos)
-        hi = min(lo + 1, len(s) - 1)
-        out.append(round(s[lo] + (s[hi] - s[lo]) * (pos - lo), 1))
-    return out
+    """Percentiles 0..100, rounded to 1 digit(s)."""
+    return interpolated_percentiles(values, 1)
 
 
 # ---------------------------------------------------------------- calibration samples

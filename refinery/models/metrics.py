@@ -49,3 +49,15 @@ def classification_report(labels: Sequence[int], scores: Sequence[float], thresh
         "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
         "roc_auc": round(roc_auc(labels, scores), 4),
     }
+
+
+def percentiles(values: Sequence[float], digits: int) -> list[float]:
+    """Percentiles 0..100 by linear interpolation (cc_net's cutoff.csv rows), rounded to `digits`."""
+    s = sorted(values)
+    out = []
+    for q in range(101):
+        pos = (len(s) - 1) * q / 100
+        lo = int(pos)
+        hi = min(lo + 1, len(s) - 1)
+        out.append(round(s[lo] + (s[hi] - s[lo]) * (pos - lo), digits))
+    return out

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from refinery.errors import InputError
+from refinery.models.metrics import percentiles as interpolated_percentiles
 from refinery.models import file_sha256, load_fasttext, package_version
 from refinery.models.metrics import classification_report, roc_auc
 from refinery.models.quality_data import EXTRACT_SETTINGS, FORMATS, PAGE_FORMATS, Doc, boilerplate, is_heldout, parse_spec, read_docs, read_page
@@ -78,14 +79,8 @@ def threshold_for_fraction(fraction: float, percentiles: list[float]) -> float:
 
 
 def percentiles(values: list[float]) -> list[float]:
-    s = sorted(values)
-    out = []
-    for q in range(101):
-        pos = (len(s) - 1) * q / 100
-        lo = int(pos)
-        hi = min(lo + 1, len(s) - 1)
-        out.append(round(s[lo] + (s[hi] - s[lo]) * (pos - lo), 6))
-    return out
+    """Percentiles 0..100, rounded to 6 digit(s)."""
+    return interpolated_percentiles(values, 6)
 
 
 # ---------------------------------------------------------------- scoring
