@@ -85,6 +85,7 @@ def test_mark_keeps_documents_and_coverage_threshold(tmp_path):
     marked = _stage(index=idx, action="mark").process(_batch([half, HOST + ITEMS[0]["text"]]))
     assert marked.reasons == [None, None]
     assert marked.batch.column("contaminated_by").to_pylist() == [None, "quiz:test:q1"]
+    assert marked.counts == {"marked:quiz": 1}  # counted for the metrics, though nothing is dropped
     literal = _stage(index=idx, min_coverage=0.0).process(_batch([half]))
     assert literal.reasons == ["contaminated:quiz"]
 

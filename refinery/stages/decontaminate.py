@@ -24,6 +24,8 @@ as `contaminated:BENCHMARK`, `action: mark` keeps it with the column set.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pathlib import Path
 from typing import Any, Literal
 
@@ -144,4 +146,7 @@ class DecontaminateStage(Stage):
             if self.options.action == "drop":
                 reasons[i] = "contaminated:" + by[i].split(":", 1)[0]
         batch = set_column(batch, CONTAMINATED_FIELD, pa.array(by, pa.string()))
-        return StageResult(batch, reasons, details)
+        # Marked documents are kept, so no drop counter sees them: count them as events
+        # (`refinery_stage_events_total{stage="decontaminate", event="marked:BENCHMARK"}`).
+        marked = Counter(f"marked:{b.split(':', 1)[0]}" for b in by if b) if self.options.action == "mark" else None
+        return StageResult(batch, reasons, details, counts=dict(sorted(marked.items())) if marked else None)
