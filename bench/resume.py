@@ -1,8 +1,8 @@
 """Resumable batches: CPU of a re-run after a kill -9, against a clean run (issue 19).
 
-    nice -n 10 .venv/bin/python -m bench.resume [--fractions 0.55 0.9] [--pipeline web-en]
+    nice -n 10 .venv/bin/python -m bench.resume [--fractions 0.55 0.9] [--pipeline web-en] [--input DIR...]
 
-Input: every WARC of ../shared/data/warc/real_pages (~590 real pages).  For each fraction F the
+Input: every WARC of ../shared/data/warc/real_pages (~590 real pages), or of `--input`.  For each fraction F the
 batch runs with REFINERY_PAUSE_AFTER_UNIT_FRACTION=F (the driver stops once more than F of the
 units are finished and saved), its whole process tree is killed with SIGKILL, and the same
 command runs again on the same store.  CPU is the whole process tree's (Ray workers included,
@@ -65,8 +65,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pipeline", default="web-en")
     ap.add_argument("--fractions", nargs="+", type=float, default=[0.55, 0.9])
+    ap.add_argument("--input", nargs="+", type=Path, default=None,
+                    help="WARC files or folders (default: real_pages); e.g. add the WCXB pages packed by bench/wcxb_warcs.py")
     args = ap.parse_args()
-    inputs = [str(p) for p in sorted(shared("warc", "real_pages").glob("*.warc.gz"))]
+    sources = args.input or [shared("warc", "real_pages")]
+    inputs = sorted(str(f) for p in sources for f in ([p] if p.is_file() else p.glob("*.warc.gz")))
     with tempfile.TemporaryDirectory(prefix="bench-resume-") as tmp:
         work = Path(tmp)
         clean = run_measured(_cmd(args.pipeline, inputs, work / "clean"), env=_env(), log=work / "clean.log")
@@ -83,7 +86,8 @@ def main() -> None:
             rows.append((f"re-run after kill -9 at >{frac:.0%}", execution.get("resumed_units", 0), execution["units"],
                          round(again.wall_s, 1), round(again.cpu_s, 1), round(again.cpu_s / clean.cpu_s, 3),
                          "yes" if same else "NO"))  # fmt: skip
-        print(f"input: {len(inputs)} WARCs of real_pages, pipeline {args.pipeline}, clean run wall {clean.wall_s:.1f}s")
+        print(f"input: {len(inputs)} WARCs ({', '.join(str(p) for p in sources)}), pipeline {args.pipeline}, "
+              f"clean run wall {clean.wall_s:.1f}s")
         print(table(rows, ("run", "units reused", "units", "wall s", "CPU s (tree)", "CPU / clean", "same shards+rejects")))
 
 
