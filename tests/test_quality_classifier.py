@@ -65,8 +65,10 @@ def test_threshold_keep_top_fraction_and_min_bucket():
     r = stage(keep_top_fraction=0.1).process(batch(texts, langs))
     expected = [None if s >= t10 else "low_quality" for s in (high, low)]
     assert r.reasons == expected and r.reasons[1] == "low_quality"
+    assert r.details[1] == f"quality_score={low:.4f}<{t10:.4f} (keep_top_fraction 0.1)"  # rule, value, threshold
     b = m.bucket(low)
-    assert stage(min_bucket=b + 1).process(batch([NAV], ["en"])).reasons == ["low_quality_bucket"]
+    by_bucket = stage(min_bucket=b + 1).process(batch([NAV], ["en"]))
+    assert by_bucket.reasons == ["low_quality_bucket"] and by_bucket.details == [f"quality_bucket={b}<{b + 1} (min_bucket)"]
     assert stage(min_bucket=b).process(batch([NAV], ["en"])).reasons == [None]
 
 

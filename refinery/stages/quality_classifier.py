@@ -77,6 +77,7 @@ class QualityClassifierStage(Stage):
         scores: list[float | None] = [None] * len(texts)
         buckets: list[int | None] = [None] * len(texts)
         reasons: list[str | None] = [None] * len(texts)
+        details: list[str | None] = [None] * len(texts)
         by_lang: dict[str, list[int]] = {}
         for i, (text, lang) in enumerate(zip(texts, langs)):
             if text and lang in self.models:
@@ -90,8 +91,15 @@ class QualityClassifierStage(Stage):
                 buckets[i] = model.bucket(s)
                 if threshold is not None and s < threshold:
                     reasons[i] = "low_quality"
+                    details[i] = f"quality_score={s:.4f}<{threshold:.4f} ({self._threshold_name})"
                 elif min_bucket is not None and buckets[i] < min_bucket:
                     reasons[i] = "low_quality_bucket"
+                    details[i] = f"quality_bucket={buckets[i]}<{min_bucket} (min_bucket)"
         batch = set_column(batch, SCORE_FIELD, pa.array(scores, type=pa.float64()))
         batch = set_column(batch, BUCKET_FIELD, pa.array(buckets, type=pa.int8()))
-        return StageResult(batch, reasons)
+        return StageResult(batch, reasons, details)
+
+    @property
+    def _threshold_name(self) -> str:
+        o = self.options
+        return f"keep_top_fraction {o.keep_top_fraction:g}" if o.keep_top_fraction is not None else "threshold"
