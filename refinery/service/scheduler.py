@@ -215,11 +215,18 @@ class Scheduler(BackgroundLoop):
         except (RefineryError, SourceRefused) as err:
             self.queue.finish(batch.id, "failed", counters=merged, error=str(err))
         except Exception as err:  # noqa: BLE001 - any failure is recorded on the batch, the service lives on
+            if self._stop.is_set():
+                # The service is stopping and Ray went down under the batch (it shuts down at exit):
+                # not the batch's failure.  It stays `running` (parked, logged by stop()) and is
+                # requeued at the next start.
+                state = "parked"
+                return
             log.error("batch %s failed:\n%s", batch.id, traceback.format_exc())
             self.queue.finish(batch.id, "failed", counters=merged, error=one_line(err))
         finally:
-            self._log_end(batch.id, state, done["units"], time.time() - start)
-            self.metrics.batch_finished(pipeline, state, time.time() - start)
+            if state != "parked":
+                self._log_end(batch.id, state, done["units"], time.time() - start)
+                self.metrics.batch_finished(pipeline, state, time.time() - start)
             self._wake.set()
 
 
