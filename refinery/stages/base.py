@@ -73,3 +73,20 @@ def set_column(batch: pa.RecordBatch, field: pa.Field, values: pa.Array | list) 
     if idx >= 0:
         return batch.set_column(idx, field, array)
     return batch.append_column(field, array)
+
+
+def languages(batch: pa.RecordBatch) -> list[str | None]:
+    """The `language` column as a list, or one None per row when langid did not run."""
+    if "language" in batch.schema.names:
+        return batch.column("language").to_pylist()
+    return [None] * batch.num_rows
+
+
+def rows_by_language(texts: list[str | None], langs: list[str | None], models) -> dict[str, list[int]]:
+    """Row indices of the documents with text in a language `models` has, grouped by language
+    (one batched model call per language)."""
+    by_lang: dict[str, list[int]] = {}
+    for i, (text, lang) in enumerate(zip(texts, langs)):
+        if text and lang in models:
+            by_lang.setdefault(lang, []).append(i)
+    return by_lang

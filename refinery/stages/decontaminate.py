@@ -39,7 +39,7 @@ from refinery.decont.ngrams import fold
 from refinery.errors import ModelError
 from refinery.models import file_sha256
 from refinery.models.registry import DEFAULT_ROOT
-from refinery.stages.base import Stage, StageResult, set_column
+from refinery.stages.base import Stage, StageResult, languages, set_column
 
 CONTAMINATED_FIELD = pa.field("contaminated_by", pa.string())
 DEFAULT_INDEX = DEFAULT_ROOT / "decont" / "benchmarks"
@@ -123,8 +123,7 @@ class DecontaminateStage(Stage):
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
         texts = batch.column("text").to_pylist()
-        names = batch.schema.names
-        langs = batch.column("language").to_pylist() if "language" in names else [None] * len(texts)
+        langs = languages(batch)
         norm = [fold(t) for t in texts]
         kinds = [doc_kind(n, lang, self.index.params.char_languages) for n, lang in zip(norm, langs)]
         hits = self.index.query(norm, kinds)

@@ -18,7 +18,7 @@ from refinery.config import StrictModel
 from refinery.langcodes import LangCode
 from refinery.errors import ModelError
 from refinery.models.registry import manifest_info, resolve_models
-from refinery.stages.base import Stage, StageResult, set_column
+from refinery.stages.base import Stage, StageResult, languages, set_column
 
 PERPLEXITY_FIELD = pa.field("perplexity", pa.float64())
 BUCKET_FIELD = pa.field("ppl_bucket", pa.string())
@@ -76,8 +76,7 @@ class PerplexityStage(Stage):
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
         texts = batch.column("text").to_pylist()
-        names = batch.schema.names
-        langs = batch.column("language").to_pylist() if "language" in names else [None] * len(texts)
+        langs = languages(batch)
         ppls: list[float | None] = []
         buckets: list[str | None] = []
         reasons: list[str | None] = []

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from refinery.config import StrictModel
 from refinery.pii.detect import KINDS, find_pii, redact
-from refinery.stages.base import Stage, StageResult, set_column
+from refinery.stages.base import Stage, StageResult, languages, set_column
 
 Kind = Literal["email", "phone", "ip", "credit_card", "iban"]
 
@@ -116,8 +116,7 @@ class PiiStage(Stage):
     def process(self, batch: pa.RecordBatch) -> StageResult:
         o: PiiOptions = self.options
         texts = batch.column("text").to_pylist()
-        names = batch.schema.names
-        langs = batch.column("language").to_pylist() if "language" in names else [None] * len(texts)
+        langs = languages(batch)
         out = list(texts)
         counts = {kind: [0] * len(texts) for kind in KINDS}
         reasons: list[str | None] = [None] * len(texts)

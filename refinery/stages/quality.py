@@ -23,7 +23,7 @@ from refinery.config import StrictModel
 from refinery.langcodes import LangCode
 from refinery.schema import DUP_NS, QUALITY_SIGNAL_FIELDS, TOP_NS
 from refinery.stages import text_stats as ts
-from refinery.stages.base import Stage, StageResult, set_column
+from refinery.stages.base import Stage, StageResult, languages, set_column
 
 DEFAULT_STOP_WORDS: dict[str, list[str]] = {
     # Gopher's English list; the others are the commonest function words of each language.
@@ -348,8 +348,7 @@ class QualityStage(Stage):
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
         texts = batch.column("text").to_pylist()
-        names = batch.schema.names
-        langs = batch.column("language").to_pylist() if "language" in names else [None] * len(texts)
+        langs = languages(batch)
         results = [self.assess(t, lang) for t, lang in zip(texts, langs)]
         batch = set_column(batch, self.fields[0], [r.text for r in results])
         for f in SIGNAL_FIELDS:

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from refinery.config import StrictModel
 from refinery.errors import ModelError
 from refinery.models.registry import read_manifest, resolve_models
-from refinery.stages.base import Stage, StageResult, set_column
+from refinery.stages.base import Stage, StageResult, languages, rows_by_language, set_column
 
 SCORE_FIELD = pa.field("quality_score", pa.float64())
 BUCKET_FIELD = pa.field("quality_bucket", pa.int8())
@@ -72,16 +72,12 @@ class QualityClassifierStage(Stage):
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
         texts = batch.column("text").to_pylist()
-        names = batch.schema.names
-        langs = batch.column("language").to_pylist() if "language" in names else [None] * len(texts)
+        langs = languages(batch)
         scores: list[float | None] = [None] * len(texts)
         buckets: list[int | None] = [None] * len(texts)
         reasons: list[str | None] = [None] * len(texts)
         details: list[str | None] = [None] * len(texts)
-        by_lang: dict[str, list[int]] = {}
-        for i, (text, lang) in enumerate(zip(texts, langs)):
-            if text and lang in self.models:
-                by_lang.setdefault(lang, []).append(i)
+        by_lang = rows_by_language(texts, langs, self.models)
         min_bucket = self.options.min_bucket
         for lang, rows in by_lang.items():
             model = self.models[lang]

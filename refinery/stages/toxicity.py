@@ -19,7 +19,7 @@ from refinery.langcodes import LangCode
 from refinery.errors import ModelError
 from refinery.models.registry import manifest_info, resolve_models
 from refinery.models.textnorm import paragraphs
-from refinery.stages.base import Stage, StageResult, set_column
+from refinery.stages.base import Stage, StageResult, languages, rows_by_language, set_column
 
 TEXT_FIELD = pa.field("text", pa.string())
 TOXICITY_FIELD = pa.field("toxicity", pa.float64())
@@ -71,16 +71,12 @@ class ToxicityStage(Stage):
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
         texts = batch.column("text").to_pylist()
-        names = batch.schema.names
-        langs = batch.column("language").to_pylist() if "language" in names else [None] * len(texts)
+        langs = languages(batch)
         out_texts = list(texts)
         scores: list[float | None] = [None] * len(texts)
         reasons: list[str | None] = [None] * len(texts)
         details: list[str | None] = [None] * len(texts)
-        by_lang: dict[str, list[int]] = {}
-        for i, (text, lang) in enumerate(zip(texts, langs)):
-            if text and lang in self.models:
-                by_lang.setdefault(lang, []).append(i)
+        by_lang = rows_by_language(texts, langs, self.models)
         threshold = self.options.threshold
         for lang, rows in by_lang.items():
             model = self.models[lang]
