@@ -270,45 +270,43 @@ class ExtractStage(Stage):
         n_elements = sum(1 for _ in tree.iter())
         if n_elements > opts.max_tree_elements:
             return None, "too_complex", f"tree_elements={n_elements}>{opts.max_tree_elements} (max_tree_elements)"
+        return self._guarded("trafilatura", lambda: trafilatura.extract(
+            tree,
+            fast=opts.fast,
+            favor_precision=opts.favor_precision,
+            favor_recall=opts.favor_recall,
+            include_comments=opts.include_comments,
+            include_tables=opts.include_tables,
+            deduplicate=False,
+        ))
+
+    def _guarded(self, name: str, extract, too_complex: tuple[type[Exception], ...] = ()) -> tuple[str | None, str | None, str | None]:
+        """Run one extractor under the CPU guard; (text, reason, detail) with the same reasons and
+        details whichever extractor ran."""
+        opts: ExtractOptions = self.options
         try:
             with cpu_budget(opts.cpu_seconds_limit):
-                text = trafilatura.extract(
-                    tree,
-                    fast=opts.fast,
-                    favor_precision=opts.favor_precision,
-                    favor_recall=opts.favor_recall,
-                    include_comments=opts.include_comments,
-                    include_tables=opts.include_tables,
-                    deduplicate=False,
-                )
+                text = extract()
         except CpuBudgetExceeded:
             return None, "cpu_limit", f"cpu_seconds>{opts.cpu_seconds_limit:g} (cpu_seconds_limit)"
+        except too_complex as err:
+            return None, "too_complex", str(err)
         except RecursionError:
             return None, "too_complex", "tree too deep for the parser (recursion limit)"
         except Exception as err:  # noqa: BLE001
             return None, "extract_error", f"{type(err).__name__}: {err}"[:500]
         if not text or len(text) < opts.min_text_chars:
-            return None, "empty", _empty_detail(text, opts.min_text_chars, "trafilatura")
+            return None, "empty", _empty_detail(text, opts.min_text_chars, name)
         return text, None, None
 
     def _extract_resiliparse(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
-        opts: ExtractOptions = self.options
         if too_deep(payload, RESILIPARSE_MAX_DEPTH):
             return None, "too_complex", f"nested deeper than {RESILIPARSE_MAX_DEPTH} elements"
         try:
             html = decode_html(payload, charset)
         except Exception as err:  # noqa: BLE001
             return None, "parse_error", str(err)[:500]
-        try:
-            with cpu_budget(opts.cpu_seconds_limit):
-                text = self._resiliparse(html).strip()
-        except CpuBudgetExceeded:
-            return None, "cpu_limit", f"cpu_seconds>{opts.cpu_seconds_limit:g} (cpu_seconds_limit)"
-        except Exception as err:  # noqa: BLE001
-            return None, "extract_error", f"{type(err).__name__}: {err}"[:500]
-        if not text or len(text) < opts.min_text_chars:
-            return None, "empty", _empty_detail(text, opts.min_text_chars, "resiliparse")
-        return text, None, None
+        return self._guarded("resiliparse", lambda: self._resiliparse(html).strip())
 
     def _extract_refinery(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
         from refinery.extractor.blocks import TooComplex
@@ -322,20 +320,7 @@ class ExtractStage(Stage):
             html = decode_html(payload, charset)
         except Exception as err:  # noqa: BLE001
             return None, "parse_error", str(err)[:500]
-        try:
-            with cpu_budget(opts.cpu_seconds_limit):
-                text = model.extract(html, max_elements=opts.max_tree_elements)
-        except TooComplex as err:
-            return None, "too_complex", str(err)
-        except CpuBudgetExceeded:
-            return None, "cpu_limit", f"over {opts.cpu_seconds_limit} CPU seconds"
-        except RecursionError:
-            return None, "too_complex", "tree too deep"
-        except Exception as err:  # noqa: BLE001
-            return None, "extract_error", f"{type(err).__name__}: {err}"[:500]
-        if not text or len(text) < opts.min_text_chars:
-            return None, "empty", None
-        return text, None, None
+        return self._guarded("refinery", lambda: model.extract(html, max_elements=opts.max_tree_elements), (TooComplex,))
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
         htmls = batch.column("html").to_pylist()
