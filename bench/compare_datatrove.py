@@ -2,12 +2,14 @@
 
     PYTHONPATH=$PWD .venv/bin/python bench/compare_datatrove.py [--copies 3] [--runs 3]
 
-Input: the 5 WARC files of ../shared/data/warc/real_pages/ plus `--copies` byte copies of
-each under other file names (467 pages per set).  Both systems then drop the copies as
+Input (`--input`): the 5 WARC files of ../shared/data/warc/real_pages/ (574 pages), or `wcxb`: the
+1,497 WCXB dev pages of 7 page types packed as WARCs (bench/wcxb_warcs.py), or a directory of
+WARC files; plus `--copies` byte copies of each file under other file names.  Both systems then drop the copies as
 duplicates: Refinery's dedup as exact duplicates, datatrove's MinHash because identical
 texts have identical signatures.
 
-Work, both sides: trafilatura 2.3.1 extraction (favor_precision), lid.176 English >= 0.65,
+Work, both sides: trafilatura 2.3.1 extraction (favor_precision), lid.176 English >= 0.65
+(Refinery: with web-en's language prefilter and survival gate before trafilatura),
 Gopher repetition + Gopher quality + C4 + FineWeb quality rules, MinHash dedup
 (5-gram words, 112 permutations in 14 bands x 8 rows), Parquet output.  datatrove runs in
 its own virtual environment (bench/.venv-datatrove, created on first use from PyPI with
@@ -67,13 +69,26 @@ def ensure_datatrove_venv() -> Path:
     return py
 
 
-def build_input(copies: int) -> Path:
-    """The real pages plus `copies` byte copies of each WARC file under other names."""
+def build_input(copies: int, source: str) -> Path:
+    """The pages of `source` (real_pages, wcxb, or a directory of WARC files) plus `copies` byte
+    copies of each WARC file under other names."""
     dst = OUT / "warc"
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
-    for f in sorted(shared("warc", "real_pages").glob("*.warc.gz")):
+    if source == "real_pages":
+        src = shared("warc", "real_pages")
+    elif source == "wcxb":  # the 1,497 WCXB dev pages (7 page types), packed as WARCs
+        from wcxb_warcs import pack
+
+        src = OUT / "wcxb-warc"
+        if not src.exists():
+            pack(src)
+    else:
+        src = Path(source)
+        if not any(src.glob("*.warc.gz")):
+            sys.exit(f"--input {source}: no *.warc.gz files there")
+    for f in sorted(src.glob("*.warc.gz")):
         shutil.copyfile(f, dst / f.name)
         for c in range(copies):
             shutil.copyfile(f, dst / f"copy{c + 1}-{f.name}")
@@ -96,8 +111,8 @@ def refinery_pipeline() -> Path:
     # exactly datatrove's work: no model-based stages (perplexity, toxicity) even if web-en gains them
     spec["stages"] = [st for st in spec["stages"] if next(iter(st)) in ("extract", "langid", "quality", "dedup")]
     for stage in spec["stages"]:
-        if "extract" in stage:  # cheap work before expensive work (docs/pipelines.md)
-            stage["extract"] = dict(stage["extract"] or {}, extractor="trafilatura", prefilter_languages=["en"], prefilter_min_score=0.9)
+        if "extract" in stage:  # web-en's own prefilter and survival gate; trafilatura as datatrove's
+            stage["extract"] = dict(stage["extract"] or {}, extractor="trafilatura")
         if "dedup" in stage:
             stage["dedup"].update(num_perm=112, bands=14, rows=8)
     path = OUT / "compare-web-en.yaml"
@@ -161,6 +176,8 @@ def main() -> None:
     global OUT
     ap = argparse.ArgumentParser()
     ap.add_argument("--copies", type=int, default=3, help="extra copies of each WARC file")
+    ap.add_argument("--input", default="real_pages",
+                    help="real_pages (default), wcxb (the WCXB dev pages packed as WARCs) or a directory of .warc.gz")
     ap.add_argument("--runs", type=int, default=3, help="alternating runs per system")
     ap.add_argument("--warm", action="store_true",
                     help="also measure Refinery warm (Ray and models up, as in the service): one more row")
@@ -171,7 +188,7 @@ def main() -> None:
     OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
     py = ensure_datatrove_venv()
-    warc = build_input(args.copies)
+    warc = build_input(args.copies, args.input)
     pages = count_pages(warc)
     pipeline = refinery_pipeline()
     load0 = os.getloadavg()
@@ -238,6 +255,10 @@ def main() -> None:
     (OUT / "only_refinery.txt").write_text("\n".join(sorted(r_urls - d_urls)))
     (OUT / "only_datatrove.txt").write_text("\n".join(sorted(d_urls - r_urls)))
     print(json.dumps({
+        "input": args.input,
+        "copies": args.copies,
+        "refinery_peak_rss_mb": round(med(r_runs, lambda u: u.peak_rss_mb), 1),
+        "datatrove_peak_rss_mb": round(med(d_runs, lambda u: u.peak_rss_mb), 1),
         "refinery_docs_per_s": round(r_rate, 3),
         "datatrove_docs_per_s": round(d_rate, 3),
         "ratio": round(r_rate / d_rate, 3),

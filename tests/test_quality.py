@@ -110,3 +110,50 @@ def test_stage_process_adds_signal_columns():
     assert res.reasons[0] is None and res.reasons[1] is not None and res.reasons[2] == "empty"
     assert "q_words" in res.batch.schema.names and "q_newline_ratio" in res.batch.schema.names
     assert res.batch.column("q_words").to_pylist()[0] > 50
+
+
+def _top_reference(tokens, n, joiner):
+    from collections import Counter
+
+    if len(tokens) < n:
+        return 0
+    gram, count = Counter(joiner.join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)).most_common(1)[0]
+    return len(gram) * count if count > 1 else 0
+
+
+def _dup_reference(tokens, n):
+    seen, repeated, i = set(), 0, 0
+    while i < len(tokens) - n + 1:
+        gram = "".join(tokens[i : i + n])
+        if gram in seen:
+            repeated += len(gram)
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return repeated
+
+
+def test_ngram_measures_equal_their_definition_on_real_text():
+    """Joined slices give exactly the per-position joins of the rules' definitions (Gopher's), on
+    real page text and on tokens whose joins collide ('ab'+'c' == 'a'+'bc')."""
+    import gzip
+    import json
+
+    from conftest import shared
+    from refinery.stages import text_stats as ts
+
+    base = shared("extraction", "wcxb_dev")
+    with gzip.open(base / "ground_truth.jsonl.gz", "rt", encoding="utf-8") as fh:
+        texts = [json.loads(line)["main_content"] or "" for _, line in zip(range(120), fh)]
+    texts += ["ab c a bc ab c a bc " * 20, "x " * 300, "", "one two"]
+    for text in texts:
+        for cjk in (False, True):
+            tokens = ts.words(text, cjk)
+            joiner = "" if cjk else " "
+            spaced, glued = ts.Joined(tokens, joiner), ts.Joined(tokens, "")
+            for n in (2, 3, 4):
+                assert ts.top_ngram_chars(tokens, n, joiner, spaced) == _top_reference(tokens, n, joiner)
+            for n in range(5, 11):
+                assert ts.duplicate_ngram_chars(tokens, n, glued) == _dup_reference(tokens, n)
+                assert ts.duplicate_ngram_chars(tokens, n) == _dup_reference(tokens, n)

@@ -50,8 +50,10 @@ def test_every_reject_names_rule_value_and_threshold(commit):
             column, value = m.group(1), float(m.group(2))
             assert column in signals and r[column] == pytest.approx(value, rel=0.01, abs=1e-3), (r["detail"], r[column])
         if r["stage"] == "extract" and r["reason"] == "prefilter_language":
-            assert r["language"] and r["language"] != "en" and r["language_score"] >= 0.9, r
-            assert r["detail"].startswith(f"{r['language']} ") and ">=0.9" in r["detail"]
+            assert r["language"] and r["language"] != "en" and r["language_score"] >= 0.7, r
+            assert r["detail"].startswith(f"{r['language']} ") and ">=0.7 (prefilter_min_score)" in r["detail"]
+        if r["stage"] == "extract" and r["reason"].startswith("gate:"):
+            assert re.match(r"page_(words|stop_words|alpha_words_ratio)=", r["detail"]), r["detail"]
         if r["stage"] in ("langid", "quality", "perplexity", "toxicity"):
             assert r["language_score"] is not None, r  # the langid stage's score, as in annotate
         if r["stage"] == "perplexity":

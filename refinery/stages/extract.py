@@ -7,11 +7,14 @@ verdict on any machine.  A CPU-time guard (not wall time) with a wide margin is
 kept only as a last line of defence against a pathological page.
 
 `prefilter_languages` is cheap work before expensive work: a language guess
-(lid.176 on resiliparse's plain text of the raw page, ~5 ms against ~50 ms for
-trafilatura) drops pages that are certainly in another language before
-trafilatura runs.  It only drops at high confidence (`prefilter_min_score`); on
-the real pages no page it drops at 0.9 would have passed the langid stage
-(bench/README.md, "Throughput vs datatrove").
+(lid.176 on resiliparse's plain text of the whole raw page, ~1 ms against ~25 ms for
+trafilatura) drops pages that are certainly in another language before trafilatura runs.
+It only drops at high confidence (`prefilter_min_score`).  The whole page's visible text
+(`<noscript>` included: forum engines put their posts there) is cheaper to make than
+resiliparse's main-content guess and a better language signal; on the real page sets no page
+the full pipeline keeps is dropped at 0.5 or above (bench/README.md, "Survival gate").  The
+same text feeds the survival gate (`gate`, survival_gate.py): pages whose whole visible text
+already fails a later rule.
 
 `extractor: refinery` is Refinery's own extractor (refinery/extractor/): a per-block main-content
 classifier over a lexbor DOM, trained by `refinery models build-extractor` (docs/models.md), several
@@ -41,15 +44,14 @@ from refinery.config import StrictModel
 from refinery.langcodes import LangCode
 from refinery.stages.base import Stage, StageResult, set_column
 from refinery.stages.html_depth import too_deep
+from refinery.stages.survival_gate import GateOptions, SurvivalGate
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-:.]+)""", re.I)
 TEXT_FIELD = pa.field("text", pa.string())
-PREFILTER_MAX_HTML_BYTES = 300_000  # bytes of a page the language prefilter looks at
 PREFILTER_CPU_SECONDS = 1.0  # per page; over it the prefilter makes no guess (the page is extracted)
-# Nesting deeper than this skips resiliparse's main-content pass (html_depth.py: its time grows much
-# faster than the depth, in C code the CPU guard cannot stop).  No real page of the shared sets nests
-# past 3,000; a skipped prefilter guess only means the page is extracted in full (same output).
-PREFILTER_MAX_DEPTH = 3_000
+# Nesting deeper than this is dropped by the resiliparse extractor: its main-content pass takes time
+# that grows much faster than the depth (html_depth.py), in C code the CPU guard cannot stop.  The
+# prefilter's whole-page text (no main-content pass) is linear in the depth and needs no such bound.
 RESILIPARSE_MAX_DEPTH = 5_000
 
 
@@ -73,6 +75,15 @@ class ExtractOptions(StrictModel):
     )
     prefilter_min_score: float = Field(0.9, ge=0.5, le=1.0, description="lid.176 confidence needed to drop a page")
     prefilter_max_chars: int = Field(4000, ge=100, description="characters of raw page text given to the model")
+    gate: GateOptions | None = Field(
+        None, description="survival gate on the prefilter's page text (needs prefilter_languages); null: off"
+    )
+
+    @model_validator(mode="after")
+    def _gate_needs_prefilter(self) -> "ExtractOptions":
+        if self.gate is not None and not self.prefilter_languages:
+            raise ValueError("gate needs prefilter_languages (its stop words and its page text come from the prefilter)")
+        return self
 
     @model_validator(mode="after")
     def _extractor_model_exists(self) -> "ExtractOptions":
@@ -169,21 +180,23 @@ class ExtractStage(Stage):
 
             self.lid = load_fasttext(lid_model_path(BUNDLED_LID))
             self.allowed = set(self.options.prefilter_languages)
+        self.gate = SurvivalGate(self.options.gate, self.options.prefilter_languages) if self.options.gate else None
 
-    def prefilter(self, htmls: list[bytes | None], charsets: list[str | None]) -> list[str | None]:
-        """Per page: a drop detail ('de 0.992>=0.9 ...') when it is certainly not an allowed language, else None.
+    def prefilter(self, htmls: list[bytes | None], charsets: list[str | None]) -> list[tuple[str, str] | None]:
+        """Per page: (reason, detail) when it is certainly not an allowed language
+        (`prefilter_language`, 'de 0.992: ...') or certainly fails a later rule (`gate:...`), else None.
 
-        The guess itself is kept in `self._guesses` (row -> (language, score)) for the reject row's
-        `language`/`language_score`.
+        For each dropped page the language guess is kept in `self._guesses` (row -> (language,
+        score)) for the reject row's `language`/`language_score`, the page text in `self._guess_texts`.
 
-        One batched fastText call for the whole batch; pages without HTML, or
-        whose stripped text is empty, are never dropped here.
+        One batched fastText call for the whole batch; pages without HTML, or whose visible
+        text is empty, are never dropped here (the extractor decides).
         """
         from resiliparse.extract.html2text import extract_plain_text
 
         from refinery.stages.langid import prepare
 
-        out: list[str | None] = [None] * len(htmls)
+        out: list[tuple[str, str] | None] = [None] * len(htmls)
         raw_texts: list[str | None] = [None] * len(htmls)
         self._guess_texts = {}  # row -> the plain text a drop was decided on (kept in reject rows)
         self._guesses: dict[int, tuple[str, float]] = {}
@@ -191,14 +204,11 @@ class ExtractStage(Stage):
         for i, (payload, charset) in enumerate(zip(htmls, charsets)):
             if payload is None or len(payload) > self.options.max_html_bytes:
                 continue
-            if too_deep(payload[:PREFILTER_MAX_HTML_BYTES], PREFILTER_MAX_DEPTH):
-                continue
             try:
-                # Bounded: the head of the page is enough for a language guess, and a pathological
-                # page (deep nesting) must not stall the batch; any failure means "no guess".
+                # Bounded: a pathological page must not stall the batch; any failure means "no guess".
                 with cpu_budget(PREFILTER_CPU_SECONDS):
-                    html = decode_html(payload[:PREFILTER_MAX_HTML_BYTES], charset)
-                    text = extract_plain_text(html, main_content=True, alt_texts=False, links=False)
+                    html = decode_html(payload, charset)
+                    text = extract_plain_text(html, main_content=False, alt_texts=False, links=False, noscript=True)
             except (Exception, CpuBudgetExceeded):  # noqa: BLE001  (the real extractor will report it)
                 continue
             line = prepare(text, self.options.prefilter_max_chars)
@@ -206,19 +216,26 @@ class ExtractStage(Stage):
             if line:
                 idx.append(i)
                 texts.append(line)
+        guesses: dict[int, tuple[str, float]] = {}
         if texts:
             labels, probs = self.lid.predict(texts, k=1)
             for i, lab, prob in zip(idx, labels, probs):
                 if len(lab) and len(prob):
-                    lang, score = lab[0].removeprefix("__label__"), float(prob[0])
+                    lang, score = lab[0].removeprefix("__label__"), min(float(prob[0]), 1.0)
+                    guesses[i] = (lang, score)
                     if lang not in self.allowed and score >= self.options.prefilter_min_score:
-                        score = min(score, 1.0)
-                        out[i] = (
-                            f"{lang} {score:.3f}: language_score={score:.3f}>={self.options.prefilter_min_score:g} "
-                            f"(prefilter_min_score), {lang} not in prefilter_languages {sorted(self.allowed)}"
-                        )
-                        self._guess_texts[i] = raw_texts[i]
-                        self._guesses[i] = (lang, score)
+                        out[i] = ("prefilter_language",
+                                  f"{lang} {score:.3f}: language_score={score:.3f}>={self.options.prefilter_min_score:g} "
+                                  f"(prefilter_min_score), {lang} not in prefilter_languages {sorted(self.allowed)}")
+        if self.gate is not None:
+            for i in idx:  # pages with some visible text only: an empty one is the extractor's to judge
+                if out[i] is None:
+                    out[i] = self.gate.check(raw_texts[i])
+        for i, drop in enumerate(out):
+            if drop is not None:
+                self._guess_texts[i] = raw_texts[i]
+                if i in guesses:
+                    self._guesses[i] = guesses[i]
         return out
 
     def model_info(self) -> dict:
@@ -333,8 +350,8 @@ class ExtractStage(Stage):
         for html, charset, text, skip in zip(htmls, charsets, texts, skips):
             if skip is not None:
                 out.append(self._guess_texts.get(len(out)))
-                reasons.append("prefilter_language")
-                details.append(skip)
+                reasons.append(skip[0])
+                details.append(skip[1])
                 continue
             if html is None:  # plain-text input: nothing to extract
                 ok = bool(text and text.strip())
@@ -346,7 +363,7 @@ class ExtractStage(Stage):
             out.append(t)
             reasons.append(reason)
             details.append(detail)
-        guesses = getattr(self, "_guesses", {}) if any(r == "prefilter_language" for r in reasons) else {}
+        guesses = getattr(self, "_guesses", {})
         extra = None
         if guesses:
             extra = {

@@ -215,13 +215,15 @@ class QualityStage(Stage):
                 a.fail(f"gopher_{key}", _cmp(f"q_{key}", s[f"q_{key}"], ">", limit))
         scale = self.options.cjk.chars_per_word if cjk else 1
         joiner = "" if cjk else " "
+        glued = ts.Joined(tokens, "")  # the duplicate n-grams' string; the top n-grams' too for CJK
+        spaced = glued if cjk else ts.Joined(tokens, joiner)
         for n in TOP_NS:
-            frac = _ratio(ts.top_ngram_chars(tokens, n * scale, joiner), n_chars)
+            frac = _ratio(ts.top_ngram_chars(tokens, n * scale, joiner, spaced), n_chars)
             s[f"q_top_{n}gram_char_frac"] = frac
             if _over(frac, o.top_n_grams.get(n)):
                 a.fail(f"gopher_top_{n}gram", _cmp(f"q_top_{n}gram_char_frac", frac, ">", o.top_n_grams[n]))
         for n in DUP_NS:
-            frac = _ratio(ts.duplicate_ngram_chars(tokens, n * scale), n_chars)
+            frac = _ratio(ts.duplicate_ngram_chars(tokens, n * scale, glued), n_chars)
             s[f"q_dup_{n}gram_char_frac"] = frac
             if _over(frac, o.dup_n_grams.get(n)):
                 a.fail(f"gopher_dup_{n}gram", _cmp(f"q_dup_{n}gram_char_frac", frac, ">", o.dup_n_grams[n]))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from itertools import accumulate
+from typing import Iterator
 
 PUNCTUATION = set(string.punctuation) | set("«»‘’‚‛“”„‟‹›–—―…·•¡¿、。，！？：；（）《》〈〉「」『』【】〔〕・～")
 # Sentence-ending characters used by C4 and FineWeb (a subset of Unicode Sentence_Terminal
@@ -32,6 +34,11 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*(?:\s+|$)")
 def words(text: str, cjk: bool) -> list[str]:
     """Tokens including punctuation tokens (like a Treebank tokenizer)."""
     return (_CJK_OR_WORD if cjk else _WORD).findall(text)
+
+
+def word_iter(text: str, cjk: bool) -> Iterator[re.Match[str]]:
+    """The tokens of `words`, lazily (callers that can stop early need not tokenise everything)."""
+    return (_CJK_OR_WORD if cjk else _WORD).finditer(text)
 
 
 def is_symbol(token: str) -> bool:
@@ -63,28 +70,48 @@ def find_duplicates(items: list[str]) -> tuple[int, int]:
     return dup_elements, dup_chars
 
 
-def top_ngram_chars(tokens: list[str], n: int, joiner: str) -> int:
+class Joined:
+    """Tokens joined once with `joiner`, so that each n-gram is one slice of one string instead of
+    a list slice and a join per position (the n-gram rules read every position for 9 values of n).
+    `gram(i, n)` is exactly `joiner.join(tokens[i:i + n])`."""
+
+    def __init__(self, tokens: list[str], joiner: str) -> None:
+        self.text = joiner.join(tokens)
+        self.sep = len(joiner)
+        self.starts = list(accumulate((len(t) + self.sep for t in tokens), initial=0))
+        self.count = len(tokens)
+
+    def grams(self, n: int) -> list[str]:
+        text, starts, sep = self.text, self.starts, self.sep
+        return [text[starts[i] : starts[i + n] - sep] for i in range(self.count - n + 1)]
+
+
+def top_ngram_chars(tokens: list[str], n: int, joiner: str, joined: Joined | None = None) -> int:
     """Characters covered by the most frequent n-gram (length x count)."""
     if len(tokens) < n:
         return 0
-    counts = Counter(joiner.join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    counts = Counter((joined or Joined(tokens, joiner)).grams(n))
     gram, count = counts.most_common(1)[0]
     return len(gram) * count if count > 1 else 0
 
 
-def duplicate_ngram_chars(tokens: list[str], n: int) -> int:
-    """Characters in n-grams that repeat an earlier n-gram, never counting a token twice."""
+def duplicate_ngram_chars(tokens: list[str], n: int, joined: Joined | None = None) -> int:
+    """Characters in n-grams (tokens joined with no separator) that repeat an earlier n-gram,
+    never counting a token twice.  `joined`: the tokens joined with "" (Joined), if already made."""
+    j = joined or Joined(tokens, "")
+    text, starts = j.text, j.starts
     seen: set[str] = set()
+    add = seen.add
     repeated = 0
     i = 0
     limit = len(tokens) - n + 1
     while i < limit:
-        gram = "".join(tokens[i : i + n])
+        gram = text[starts[i] : starts[i + n]]
         if gram in seen:
             repeated += len(gram)
             i += n
         else:
-            seen.add(gram)
+            add(gram)
             i += 1
     return repeated
 
