@@ -83,8 +83,11 @@ def sample_pages() -> list[tuple[str, str]]:
     return pages
 
 
-def warc_record(url: str, payload: bytes, index: int) -> bytes:
-    """One gzip-member WARC response record (record id derived from index and URL: deterministic)."""
+def warc_record(url: str, payload: bytes, index: int, payload_type: str | None = None) -> bytes:
+    """One gzip-member WARC response record (record id derived from index and URL: deterministic).
+
+    `payload_type`: a `WARC-Identified-Payload-Type` header, as Common Crawl writes (readers such as
+    datatrove's sniff the bytes with libmagic without it, and skip pages it does not call HTML)."""
     http = (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
         + f"Content-Length: {len(payload)}\r\n\r\n".encode()
@@ -96,8 +99,9 @@ def warc_record(url: str, payload: bytes, index: int) -> bytes:
         f"WARC-Record-ID: <urn:uuid:{record_id}>\r\n"
         "WARC-Date: 2026-01-01T00:00:00Z\r\n"
         f"WARC-Target-URI: {url}\r\n"
-        "Content-Type: application/http; msgtype=response\r\n"
-        f"Content-Length: {len(http)}\r\n\r\n"
+        + (f"WARC-Identified-Payload-Type: {payload_type}\r\n" if payload_type else "")
+        + "Content-Type: application/http; msgtype=response\r\n"
+        + f"Content-Length: {len(http)}\r\n\r\n"
     ).encode()
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:  # one gzip member per record
