@@ -187,7 +187,8 @@ class QualityStage(Stage):
         if opts.c4:
             a.text = self._c4(a, text, cjk)
         if opts.fineweb and a.text:
-            self._fineweb(a, a.text, cjk)
+            # C4 often removes nothing: then the text, and so its tokens, are the ones already made
+            self._fineweb(a, a.text, cjk, len(tokens) if a.text == text else None)
         if not a.text or not a.text.strip():
             removed = a.signals.get("q_c4_lines_removed")
             a.fail("empty", f"no text left after C4's line rules (q_c4_lines_removed={removed})")
@@ -271,7 +272,7 @@ class QualityStage(Stage):
                 "gopher_end_ellipsis_lines",
                 _cmp("q_end_ellipsis_lines_ratio", s["q_end_ellipsis_lines_ratio"], ">", o.max_ellipsis_lines_ratio),
             )
-        alpha = sum(1 for w in tokens if any(c.isalpha() for c in w))
+        alpha = sum(1 for w in tokens if ts.has_letter(w))
         s["q_alpha_words_ratio"] = alpha / n_tokens
         if _under(s["q_alpha_words_ratio"], o.min_alpha_words_ratio):
             a.fail("gopher_alpha_words", _cmp("q_alpha_words_ratio", s["q_alpha_words_ratio"], "<", o.min_alpha_words_ratio))
@@ -327,7 +328,7 @@ class QualityStage(Stage):
             a.fail("c4_min_sentences", _cmp("q_c4_sentences", n_sentences, "<", o.min_num_sentences))
         return "\n".join(kept).strip()
 
-    def _fineweb(self, a: Assessment, text: str, cjk: bool) -> None:
+    def _fineweb(self, a: Assessment, text: str, cjk: bool, n_tokens: int | None = None) -> None:
         o = self.options.fineweb
         s = a.signals
         lines = [ln for ln in text.split("\n") if ln.strip()]
@@ -344,7 +345,7 @@ class QualityStage(Stage):
         s["q_char_dup_ratio"] = _ratio(ts.find_duplicates(lines)[1], len(text.replace("\n", "")))
         if _over(s["q_char_dup_ratio"], o.char_duplicates_ratio):
             a.fail("fineweb_char_dup", _cmp("q_char_dup_ratio", s["q_char_dup_ratio"], ">", o.char_duplicates_ratio))
-        s["q_newline_ratio"] = _ratio(text.count("\n"), len(ts.words(text, cjk)))
+        s["q_newline_ratio"] = _ratio(text.count("\n"), n_tokens if n_tokens is not None else len(ts.words(text, cjk)))
         if _over(s["q_newline_ratio"], o.new_line_ratio):
             a.fail("fineweb_newline_ratio", _cmp("q_newline_ratio", s["q_newline_ratio"], ">", o.new_line_ratio))
 

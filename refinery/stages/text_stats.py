@@ -41,8 +41,16 @@ def word_iter(text: str, cjk: bool) -> Iterator[re.Match[str]]:
     return (_CJK_OR_WORD if cjk else _WORD).finditer(text)
 
 
+_PUNCTUATION_CHARS = "".join(sorted(PUNCTUATION))
+
+
 def is_symbol(token: str) -> bool:
-    return all(ch in PUNCTUATION for ch in token)
+    """Every character is punctuation (str.strip runs at C speed: same answer as checking each one)."""
+    return not token.strip(_PUNCTUATION_CHARS)
+
+
+def has_letter(token: str) -> bool:
+    return token.isalpha() or any(c.isalpha() for c in token)
 
 
 def paragraphs(text: str) -> list[str]:
