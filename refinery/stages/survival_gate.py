@@ -1,13 +1,12 @@
 """Survival gate: drop, before trafilatura runs, pages whose whole visible text already fails a later rule.
 
-trafilatura's main text is (nearly) a part of the page's visible text, so a page whose *whole*
-visible text has too few words, too few stop words or too little alphabetic text cannot give a
-main text that passes Gopher's rules downstream.  The gate's thresholds sit far below the quality
-stage's (web-en: 50 words where Gopher asks 50 of the main text, 5 stop words where it asks 2 of
-the main text... on the whole page, which also holds menus and footers), so that no page the full
-pipeline keeps is lost; `bench/survival_gate.py` measures the false drops on every real page set
-(bench/README.md, "Survival gate").  The text is the one the language prefilter already made, so
-the gate costs a tokenisation, not a parse.
+trafilatura's main text is a part of the page's visible text, so a page whose *whole* visible text
+has too few words, too few stop words or too little alphabetic text cannot give a main text that
+passes Gopher's rules downstream.  web-en applies Gopher's own main-text thresholds (50 words; 5
+stop words where Gopher asks 2) to the whole page, which also holds menus and footers, so that no
+page the full pipeline keeps is lost; `bench/survival_gate.py` measures the false drops on every
+real page set (bench/README.md, "Survival gate").  The text is the one the language prefilter
+already made, so the gate costs a partial tokenisation, not a parse.
 """
 
 from __future__ import annotations
