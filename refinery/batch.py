@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from refinery import executor
 from refinery.config import PipelineConfig
 from refinery.counters import Counters, in_pipeline_order
+from refinery.crash_points import crash_point
 from refinery.dedup.phase import DedupPhase
 from refinery.pipeline import PipelineRunner
 from refinery.readers import InputFile, discover
@@ -76,12 +77,6 @@ def _pause_forever() -> None:
     print("refinery: paused for fault injection (REFINERY_PAUSE_AFTER_UNIT_FRACTION)", flush=True)
     while True:
         time.sleep(60)
-
-
-def _crash_point(env: str) -> None:
-    """Fault injection for tests: exit abruptly here when `env` is set (its value is the exit code)."""
-    if os.environ.get(env):
-        os._exit(int(os.environ[env]))
 
 
 def _with_dedup(counters: Counters, dedup: DedupPhase | None, config: PipelineConfig) -> Counters:
@@ -275,7 +270,7 @@ def _finish_batch(
         shutil.rmtree(staging / "parts", ignore_errors=True)
     if should_cancel is not None and should_cancel():  # last check before the commit
         raise executor.BatchCancelled("batch cancelled")
-    _crash_point("REFINERY_CRASH_BEFORE_COMMIT")
+    crash_point("REFINERY_CRASH_BEFORE_COMMIT")
     record = CommitRecord(
         commit=0,
         batch_key=key,
@@ -307,7 +302,7 @@ def _finish_batch(
             record.counters = _with_dedup(counters, dedup, config).to_dict()
             record.docs_out = sum(r.kept_rows for r in results) - len(dedup.decisions.drops)
         dedup.index.write_commit_segment(number, key, dedup.segment())
-        _crash_point("REFINERY_CRASH_AFTER_INDEX")
+        crash_point("REFINERY_CRASH_AFTER_INDEX")
         return replaced
 
     committed = store.commit_staged(staging, record, shards, rejects, prepare if dedup else None)

@@ -182,7 +182,7 @@ def _commit_by_hand(store, texts, key="k" * 64, models=None):
     import pyarrow.parquet as pq
 
     from refinery.store import CommitRecord, FileEntry
-    from refinery.store.shards import sha256_file
+    from refinery.hashing import sha256_file
 
     staging = store.new_staging(key)
     out = staging / "out"

@@ -29,7 +29,8 @@ from refinery.corpus.fs import open_filesystem
 from refinery.corpus.reader import Corpus
 from refinery.errors import StoreError
 from refinery.store import CorpusStore
-from refinery.store.corpus_store import _crash_point, file_lock
+from refinery.crash_points import crash_point
+from refinery.store.corpus_store import file_lock
 from refinery.store.manifest import manifest_name
 
 _CHUNK = 8 << 20
@@ -118,7 +119,7 @@ def _publish_locked(src: CorpusStore, dest: Corpus, on_commit: Callable[[int], N
             sent = _upload(src.root / entry.path, fs, f"{root}/{entry.path}")
             if sent != entry.sha256:
                 raise StoreError(f"{src.root / entry.path}: sha256 differs from commit {number}'s record; not published")
-        _crash_point(CRASH_ENV)  # data objects in place, no manifest yet: invisible to readers
+        crash_point(CRASH_ENV)  # data objects in place, no manifest yet: invisible to readers
         final = f"{root}/manifest/{manifest_name(number)}"
         if local:  # a local file appears as soon as it is opened: write aside, then rename
             _upload(src.manifest_dir / manifest_name(number), fs, final + ".tmp")

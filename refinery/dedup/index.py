@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from refinery.dedup.compact import NO_MATCH, PartitionedIndex
+from refinery.durable import replace_durably
 from refinery.dedup.lsh import band_hashes
 from refinery.stages.dedup import DedupOptions, Signer, signatures_from_column
 from refinery.store import CorpusStore
@@ -85,14 +86,7 @@ def write_segment(path: Path, table: pa.Table, row_group_size: int | None = None
     """Write atomically and durably: tmp file, fsync, rename."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp, compression="zstd", compression_level=1, row_group_size=row_group_size)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    replace_durably(tmp, path)
 
 
 class DedupIndex:

@@ -7,13 +7,13 @@ classifiers), `textnorm` (the normalisation both share), `metrics`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.resources
 from functools import lru_cache
 from pathlib import Path
 
 from refinery.errors import ModelError
+from refinery.hashing import sha256_file
 
 BUNDLED_LID = "lid.176.ftz"
 
@@ -37,11 +37,8 @@ def lid_model_path(spec: str) -> Path:
 
 @lru_cache(maxsize=32)
 def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256_file, cached: stages ask for their model's digest at every setup."""
+    return sha256_file(path)
 
 
 def package_version(name: str) -> str:

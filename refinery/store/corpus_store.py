@@ -30,23 +30,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from refinery.crash_points import crash_point
+from refinery.durable import fsync_dir, replace_durably
 from refinery.errors import StoreError
 from refinery.store.manifest import CommitRecord, FileEntry, manifest_name, parse_manifest_name
 from refinery.store.stats import shard_stats
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _crash_point(env: str) -> None:
-    """Fault injection for tests: exit abruptly here when `env` is set (its value is the exit code)."""
-    if os.environ.get(env):
-        os._exit(int(os.environ[env]))
 
 
 @contextmanager
@@ -197,20 +185,16 @@ class CorpusStore:
                 shutil.rmtree(target)
             out.mkdir(exist_ok=True)
             os.rename(out, target)
-            _fsync_dir(self.data_dir)
-            _crash_point("REFINERY_CRASH_IN_COMMIT")  # data/<N>/ in place, no manifest yet
+            fsync_dir(self.data_dir)
+            crash_point("REFINERY_CRASH_IN_COMMIT")  # data/<N>/ in place, no manifest yet
             prefix = f"data/{number:08d}/"
             record.commit = number
             record.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
             record.shards = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in shard_files]
             record.rejects = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in reject_files]
             tmp = self.manifest_dir / (manifest_name(number) + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(record.to_json())
-                f.flush()
-                os.fsync(f.fileno())
-            os.rename(tmp, self.manifest_dir / manifest_name(number))
-            _fsync_dir(self.manifest_dir)
+            tmp.write_text(record.to_json(), encoding="utf-8")
+            replace_durably(tmp, self.manifest_dir / manifest_name(number))
         shutil.rmtree(staging, ignore_errors=True)
         return record
 

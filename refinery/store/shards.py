@@ -6,7 +6,6 @@ so a re-run of the same input writes byte-identical shards.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -14,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from refinery.config import ShardConfig
+from refinery.hashing import sha256_file
 from refinery.store.manifest import FileEntry
 
 PART_COMPRESSION = {"compression": "zstd", "compression_level": 1}
@@ -52,14 +52,6 @@ def iter_parts(
         if p is None:
             continue
         yield from pq.ParquetFile(p).iter_batches(batch_size=batch_size, columns=columns)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ShardWriter:
