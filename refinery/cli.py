@@ -69,12 +69,9 @@ def cmd_run(args) -> int:
 
     config = resolve(args.pipeline)
     if args.publish:
-        from refinery.corpus.mirror import check_destination
+        from refinery.corpus.mirror import check_publish_option
 
-        try:
-            check_destination(args.publish)  # a bad URI fails now, not after the batch
-        except RefineryError as err:
-            raise ConfigError(f"--publish {args.publish}: {err}") from None
+        check_publish_option(args.publish)
     store = CorpusStore(args.store)
     progress = Progress(not args.quiet)
     start = time.perf_counter()

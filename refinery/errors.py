@@ -36,3 +36,9 @@ def one_line(err: BaseException, limit: int = 500) -> str:
     first = next((line.strip() for line in message.splitlines() if line.strip()), "")
     text = f"{type(err).__name__}: {first}" if first else type(err).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def validation_summary(errors: list[dict], whole: str = "value") -> str:
+    """pydantic's `errors()` as one line, `loc.path: message; ...` (`whole` names an error about
+    the whole value, whose location is empty): for API answers and mixture specs."""
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or whole}: {e['msg']}" for e in errors)

@@ -27,7 +27,7 @@ import pyarrow.fs as pafs
 
 from refinery.corpus.fs import open_filesystem
 from refinery.corpus.reader import Corpus
-from refinery.errors import StoreError
+from refinery.errors import ConfigError, RefineryError, StoreError
 from refinery.store import CorpusStore
 from refinery.crash_points import crash_point
 from refinery.store.corpus_store import file_lock
@@ -48,6 +48,15 @@ class PublishResult:
 def check_destination(uri: str, **storage_options: Any) -> None:
     """Fail early (before a batch runs) on a URI that cannot name a destination; no network access."""
     open_filesystem(uri, **storage_options)
+
+
+def check_publish_option(uri: str) -> None:
+    """`--publish URI` of `refinery run` and `refinery serve`: a bad URI fails at start, as a ConfigError
+    naming the option, not after the first batch."""
+    try:
+        check_destination(uri)
+    except RefineryError as err:
+        raise ConfigError(f"--publish {uri}: {err}") from None
 
 
 def publish_lock(store: CorpusStore):

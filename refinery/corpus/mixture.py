@@ -37,7 +37,7 @@ from pydantic import Field, ValidationError
 
 from refinery.config import StrictModel
 from refinery.corpus.filters import to_expression
-from refinery.errors import ConfigError
+from refinery.errors import ConfigError, validation_summary
 
 DERIVED_COLUMNS = ("commit", "domain")
 
@@ -94,7 +94,7 @@ class MixtureSpec(StrictModel):
             try:
                 GroupSpec.model_validate(dict(g))
             except ValidationError as err:
-                raise MixtureError(f"{where}: group {label}: {_pydantic_message(err)}") from None
+                raise MixtureError(f"{where}: group {label}: {validation_summary(err.errors())}") from None
             w = g["weight"]
             if not (isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 and w == w and w != float("inf")):
                 raise MixtureError(f"{where}: group {label}: weight must be a positive number (got {w!r})")
@@ -113,7 +113,7 @@ class MixtureSpec(StrictModel):
         try:
             return cls.model_validate(body)
         except ValidationError as err:
-            raise MixtureError(f"{where}: {_pydantic_message(err)}") from None
+            raise MixtureError(f"{where}: {validation_summary(err.errors())}") from None
 
     # -- derived -----------------------------------------------------------------------
     @property
@@ -139,7 +139,3 @@ class MixtureSpec(StrictModel):
     def digest(self) -> str:
         """Identifies the spec in saved state: a resumed stream must use the same one."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _pydantic_message(err: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'value'}: {e['msg']}" for e in err.errors())

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from refinery import __version__
-from refinery.errors import ConfigError, RefineryError
+from refinery.errors import ConfigError, RefineryError, validation_summary
 from refinery.pipelines import available, resolve
 from refinery.readers import detect_format
 from refinery.service import storage_health
@@ -292,8 +292,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         service.metrics.requests_refused.labels("422").inc()
-        msgs = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        return JSONResponse({"detail": "; ".join(msgs)}, 422)
+        return JSONResponse({"detail": validation_summary(exc.errors(), whole="body")}, 422)
 
     # -- open endpoints ----------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -408,8 +407,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             req = SubmitRequest.model_validate(data)
         except ValidationError as err:
-            msgs = [f"{'.'.join(str(x) for x in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()]
-            raise HTTPException(422, "; ".join(msgs)) from None
+            raise HTTPException(422, validation_summary(err.errors(), whole="body")) from None
         # Globs, directory walks, object listings and the SQLite commit block: off the event loop,
         # on threads of their own (uploads write on the default pool, which this cannot exhaust).
         if not service.resolving.acquire(blocking=False):

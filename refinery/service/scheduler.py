@@ -24,6 +24,7 @@ from typing import Callable
 
 from refinery import executor
 from refinery.batch import run_batch
+from refinery.counters import Counters
 from refinery.errors import RefineryError, one_line
 from refinery.pipelines import resolve
 from refinery.service.events import Throttle, event
@@ -149,7 +150,7 @@ class Scheduler(BackgroundLoop):
         start = time.time()
         state = "failed"
         done = {"units": 0, "docs": 0}
-        merged: dict = {}
+        merged = Counters()  # this batch's finished units so far (progress, and the counters of a failed batch)
         pipeline = batch.pipeline
         last_write = [0.0]
 
@@ -168,12 +169,12 @@ class Scheduler(BackgroundLoop):
             done["docs"] += result.docs_in
             if progress_due() and done["units"] < planned["units"]:
                 event("progress", batch.id, units_done=done["units"], units_total=planned["units"], documents=done["docs"])
-            _merge_into(merged, result.counters)
+            merged.merge(result.counters)
             self.metrics.unit_done(pipeline, result.counters)
             now = time.time()
             if now - last_write[0] > 0.2:  # bound database writes on batches of tiny units
                 last_write[0] = now
-                self.queue.set_progress(batch.id, done["units"], done["docs"], merged)
+                self.queue.set_progress(batch.id, done["units"], done["docs"], merged.to_dict())
 
         def should_cancel() -> bool:
             return self.queue.cancel_requested(batch.id)
@@ -192,7 +193,7 @@ class Scheduler(BackgroundLoop):
                 labels={**batch.labels, "refinery_batch_id": batch.id},
                 should_cancel=should_cancel,
             )
-            self.queue.set_progress(batch.id, done["units"], done["docs"], merged)
+            self.queue.set_progress(batch.id, done["units"], done["docs"], merged.to_dict())
             if not outcome.already_committed:
                 self.metrics.batch_committed(pipeline, outcome.record.counters)
             state = "committed"
@@ -211,9 +212,9 @@ class Scheduler(BackgroundLoop):
                 self.on_commit()
         except executor.BatchCancelled:
             state = "cancelled"
-            self.queue.finish(batch.id, "cancelled", counters=merged, error="cancelled while running")
+            self.queue.finish(batch.id, "cancelled", counters=merged.to_dict(), error="cancelled while running")
         except (RefineryError, SourceRefused) as err:
-            self.queue.finish(batch.id, "failed", counters=merged, error=str(err))
+            self.queue.finish(batch.id, "failed", counters=merged.to_dict(), error=str(err))
         except Exception as err:  # noqa: BLE001 - any failure is recorded on the batch, the service lives on
             if self._stop.is_set():
                 # The service is stopping and Ray went down under the batch (it shuts down at exit):
@@ -222,7 +223,7 @@ class Scheduler(BackgroundLoop):
                 state = "parked"
                 return
             log.error("batch %s failed:\n%s", batch.id, traceback.format_exc())
-            self.queue.finish(batch.id, "failed", counters=merged, error=one_line(err))
+            self.queue.finish(batch.id, "failed", counters=merged.to_dict(), error=one_line(err))
         finally:
             if state != "parked":
                 self._log_end(batch.id, state, done["units"], time.time() - start)
@@ -243,13 +244,3 @@ def _keep_sigterm_handler():
     finally:
         if main and previous is not None and signal.getsignal(signal.SIGTERM) is not previous:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _merge_into(total: dict, unit: dict) -> None:
-    for stage, c in unit.items():
-        t = total.setdefault(stage, {"in": 0, "out": 0, "dropped": {}, "seconds": 0.0})
-        t["in"] += c["in"]
-        t["out"] += c["out"]
-        t["seconds"] = round(t["seconds"] + c["seconds"], 3)
-        for reason, n in c["dropped"].items():
-            t["dropped"][reason] = t["dropped"].get(reason, 0) + n

@@ -27,13 +27,9 @@ def cmd_serve(args) -> int:
         if not r.startswith("s3://") or len(r) <= 5:
             raise ConfigError(f"--object-store-root {r}: expected s3://bucket[/prefix]")
     if args.publish:
-        from refinery.corpus.mirror import check_destination
-        from refinery.errors import RefineryError
+        from refinery.corpus.mirror import check_publish_option
 
-        try:
-            check_destination(args.publish)
-        except RefineryError as err:
-            raise ConfigError(f"--publish {args.publish}: {err}") from None
+        check_publish_option(args.publish)
     settings = Settings(
         store=args.store,
         input_roots=roots,
