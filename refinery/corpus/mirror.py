@@ -27,9 +27,9 @@ import pyarrow.fs as pafs
 
 from refinery.corpus.fs import open_filesystem
 from refinery.corpus.reader import Corpus
+from refinery.crash_points import crash_point
 from refinery.errors import ConfigError, RefineryError, StoreError
 from refinery.store import CorpusStore
-from refinery.crash_points import crash_point
 from refinery.store.corpus_store import file_lock
 from refinery.store.manifest import manifest_name
 

@@ -187,7 +187,8 @@ class ExtractStage(Stage):
         (`prefilter_language`, 'de 0.992: ...') or certainly fails a later rule (`gate:...`), else None.
 
         For each dropped page the language guess is kept in `self._guesses` (row -> (language,
-        score)) for the reject row's `language`/`language_score`, the page text in `self._guess_texts`.
+        score)) for the reject row's `language`/`language_score`, the page text in `self._guess_texts`;
+        every page it decoded in `self._decoded` (row -> str), which the extractor then reuses.
 
         One batched fastText call for the whole batch; pages without HTML, or whose visible
         text is empty, are never dropped here (the extractor decides).
@@ -200,6 +201,7 @@ class ExtractStage(Stage):
         raw_texts: list[str | None] = [None] * len(htmls)
         self._guess_texts = {}  # row -> the plain text a drop was decided on (kept in reject rows)
         self._guesses: dict[int, tuple[str, float]] = {}
+        self._decoded: dict[int, str] = {}  # row -> the decoded page, for extract_one
         idx, texts = [], []
         for i, (payload, charset) in enumerate(zip(htmls, charsets)):
             if payload is None or len(payload) > self.options.max_html_bytes:
@@ -207,7 +209,7 @@ class ExtractStage(Stage):
             try:
                 # Bounded: a pathological page must not stall the batch; any failure means "no guess".
                 with cpu_budget(PREFILTER_CPU_SECONDS):
-                    html = decode_html(payload, charset)
+                    html = self._decoded[i] = decode_html(payload, charset)
                     text = extract_plain_text(html, main_content=False, alt_texts=False, links=False, noscript=True)
             except (Exception, CpuBudgetExceeded):  # noqa: BLE001  (the real extractor will report it)
                 continue
@@ -268,17 +270,26 @@ class ExtractStage(Stage):
             comments=self.options.include_comments, list_bullets=True, preserve_formatting=True,
         )
 
-    def extract_one(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
-        """Return (text, reason, detail) for one page."""
+    def extract_one(
+        self, payload: bytes, charset: str | None, html: str | None = None
+    ) -> tuple[str | None, str | None, str | None]:
+        """Return (text, reason, detail) for one page.  `html`: the page already decoded (the
+        prefilter decodes every page it reads), so that it is not decoded twice."""
         opts: ExtractOptions = self.options
         if len(payload) > opts.max_html_bytes:
             return None, "too_large", f"html_bytes={len(payload)}>{opts.max_html_bytes} (max_html_bytes)"
+        if opts.extractor == "resiliparse" and too_deep(payload, RESILIPARSE_MAX_DEPTH):
+            return None, "too_complex", f"nested deeper than {RESILIPARSE_MAX_DEPTH} elements"
+        if html is None:
+            try:
+                html = decode_html(payload, charset)
+            except Exception as err:  # noqa: BLE001
+                return None, "parse_error", str(err)[:500]
         if opts.extractor == "resiliparse":
-            return self._extract_resiliparse(payload, charset)
+            return self._guarded("resiliparse", lambda: self._resiliparse(html).strip())
         if opts.extractor == "refinery":
-            return self._extract_refinery(payload, charset)
+            return self._extract_refinery(html)
         try:
-            html = decode_html(payload, charset)
             tree: HtmlElement | None = load_html(html)
         except Exception as err:  # noqa: BLE001
             return None, "parse_error", str(err)[:500]
@@ -316,16 +327,7 @@ class ExtractStage(Stage):
             return None, "empty", _empty_detail(text, opts.min_text_chars, name)
         return text, None, None
 
-    def _extract_resiliparse(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
-        if too_deep(payload, RESILIPARSE_MAX_DEPTH):
-            return None, "too_complex", f"nested deeper than {RESILIPARSE_MAX_DEPTH} elements"
-        try:
-            html = decode_html(payload, charset)
-        except Exception as err:  # noqa: BLE001
-            return None, "parse_error", str(err)[:500]
-        return self._guarded("resiliparse", lambda: self._resiliparse(html).strip())
-
-    def _extract_refinery(self, payload: bytes, charset: str | None) -> tuple[str | None, str | None, str | None]:
+    def _extract_refinery(self, html: str) -> tuple[str | None, str | None, str | None]:
         from refinery.extractor.blocks import TooComplex
 
         opts: ExtractOptions = self.options
@@ -333,23 +335,21 @@ class ExtractStage(Stage):
         if model is None:
             self.setup()
             model = self.refinery_model
-        try:
-            html = decode_html(payload, charset)
-        except Exception as err:  # noqa: BLE001
-            return None, "parse_error", str(err)[:500]
         return self._guarded("refinery", lambda: model.extract(html, max_elements=opts.max_tree_elements), (TooComplex,))
 
     def process(self, batch: pa.RecordBatch) -> StageResult:
         htmls = batch.column("html").to_pylist()
         charsets = batch.column("http_charset").to_pylist()
         texts = batch.column("text").to_pylist()
-        skips = self.prefilter(htmls, charsets) if getattr(self, "lid", None) is not None else [None] * len(htmls)
+        prefiltered = getattr(self, "lid", None) is not None
+        skips = self.prefilter(htmls, charsets) if prefiltered else [None] * len(htmls)
+        decoded = self._decoded if prefiltered else {}
         reasons: list[str | None] = []
         details: list[str | None] = []
         out: list[str | None] = []
-        for html, charset, text, skip in zip(htmls, charsets, texts, skips):
+        for row, (html, charset, text, skip) in enumerate(zip(htmls, charsets, texts, skips)):
             if skip is not None:
-                out.append(self._guess_texts.get(len(out)))
+                out.append(self._guess_texts.get(row))
                 reasons.append(skip[0])
                 details.append(skip[1])
                 continue
@@ -359,7 +359,7 @@ class ExtractStage(Stage):
                 reasons.append(None if ok else "empty")
                 details.append(None if ok else "input record has no text (text_chars=0<1)")
                 continue
-            t, reason, detail = self.extract_one(html, charset)
+            t, reason, detail = self.extract_one(html, charset, decoded.get(row))
             out.append(t)
             reasons.append(reason)
             details.append(detail)

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from refinery.config import StrictModel
 from refinery.stages import text_stats as ts
+from refinery.stages.quality import DEFAULT_STOP_WORDS, CjkOptions
 
 
 class GateOptions(StrictModel):
@@ -31,19 +32,18 @@ class GateOptions(StrictModel):
 
 def stop_word_lists(languages: list[str]) -> dict[str, frozenset[str]]:
     """The quality stage's stop words of each language that has a list (others: no stop-word rule)."""
-    from refinery.stages.quality import DEFAULT_STOP_WORDS
-
     return {lang: frozenset(DEFAULT_STOP_WORDS[lang]) for lang in languages if lang in DEFAULT_STOP_WORDS}
 
 
 class SurvivalGate:
     """Decides from a page's visible text whether its main text could still pass the quality rules."""
 
-    def __init__(self, options: GateOptions, languages: list[str], cjk_languages: frozenset[str] = frozenset({"zh", "ja"})) -> None:
+    def __init__(self, options: GateOptions, languages: list[str]) -> None:
         self.options = options
         self.stop_words = stop_word_lists(languages)
-        # Han/kana characters count one word each when a CJK language is allowed: more words, so
-        # the word rules only get more lenient.
+        # Han/kana characters count one word each when a CJK language (the quality stage's default
+        # list) is allowed: more words, so the word rules only get more lenient.
+        cjk_languages = CjkOptions().languages
         self.cjk = any(lang in cjk_languages for lang in languages)
 
     def check(self, text: str) -> tuple[str, str] | None:
@@ -65,7 +65,7 @@ class SurvivalGate:
             n_tokens += 1
             if not is_symbol(token):
                 n_words += 1
-            if full_pass and any(c.isalpha() for c in token):
+            if full_pass and ts.has_letter(token):
                 n_alpha += 1
             if not enough_stop:
                 lowered = token.lower()
