@@ -7,13 +7,13 @@ other keys are ignored.  A line that is not a JSON object with string
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from refinery.errors import ConfigError
+from refinery.files import open_maybe_gzip
 
 # What the shipped index records about each benchmark (from ../shared/data/decontamination/SOURCE.txt).
 KNOWN_SETS: dict[str, dict[str, str]] = {
@@ -49,12 +49,9 @@ class Item:
 
 def _open(path: Path):
     try:
-        raw = open(path, "rb")
+        return open_maybe_gzip(path)
     except OSError as err:
         raise SetError(f"{path}: cannot read evaluation set: {err.strerror or err}") from None
-    head = raw.read(2)
-    raw.seek(0)
-    return gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
 
 
 def read_items(path: Path) -> Iterator[Item]:

@@ -126,6 +126,15 @@ def data_provenance(path: Path) -> dict[str, Any]:
     return info
 
 
+def require_models(kind: str, root_spec: str | None, languages: list[str] | None) -> None:
+    """resolve_models for a stage's options validator: a missing model fails when the pipeline is
+    loaded, before any work starts, as the ValueError pydantic reports under the stage's key."""
+    try:
+        resolve_models(kind, root_spec, languages)
+    except ModelError as err:
+        raise ValueError(str(err)) from None
+
+
 def resolve_models(kind: str, root_spec: str | None, languages: list[str] | None) -> dict[str, Path]:
     """{lang: model directory} for a stage: the listed languages (each must exist) or all found.
 

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from refinery.config import StrictModel
 from refinery.langcodes import LangCode
 from refinery.errors import ModelError
-from refinery.models.registry import manifest_info, resolve_models
+from refinery.models.registry import manifest_info, require_models, resolve_models
 from refinery.stages.base import Stage, StageResult, languages, set_column
 
 PERPLEXITY_FIELD = pa.field("perplexity", pa.float64())
@@ -36,10 +36,7 @@ class PerplexityOptions(StrictModel):
     @model_validator(mode="after")
     def _models_exist(self) -> "PerplexityOptions":
         """A missing model fails when the pipeline is loaded, before any work starts."""
-        try:
-            resolve_models("lm", self.models, self.languages)
-        except ModelError as err:
-            raise ValueError(str(err)) from None
+        require_models("lm", self.models, self.languages)
         return self
 
 

@@ -16,8 +16,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from refinery.config import StrictModel
-from refinery.errors import ModelError
-from refinery.models.registry import read_manifest, resolve_models
+from refinery.models.registry import read_manifest, require_models, resolve_models
 from refinery.stages.base import Stage, StageResult, languages, rows_by_language, set_column
 
 SCORE_FIELD = pa.field("quality_score", pa.float64())
@@ -38,10 +37,7 @@ class QualityClassifierOptions(StrictModel):
         """One way to set the threshold; a missing model fails when the pipeline is loaded."""
         if self.threshold is not None and self.keep_top_fraction is not None:
             raise ValueError("set threshold or keep_top_fraction, not both")
-        try:
-            resolve_models("quality", self.models, self.languages)
-        except ModelError as err:
-            raise ValueError(str(err)) from None
+        require_models("quality", self.models, self.languages)
         return self
 
 

@@ -16,8 +16,7 @@ from pydantic import Field, model_validator
 
 from refinery.config import StrictModel
 from refinery.langcodes import LangCode
-from refinery.errors import ModelError
-from refinery.models.registry import manifest_info, resolve_models
+from refinery.models.registry import manifest_info, require_models, resolve_models
 from refinery.models.textnorm import paragraphs
 from refinery.stages.base import Stage, StageResult, languages, rows_by_language, set_column
 
@@ -36,10 +35,7 @@ class ToxicityOptions(StrictModel):
     @model_validator(mode="after")
     def _models_exist(self) -> "ToxicityOptions":
         """A missing model fails when the pipeline is loaded, before any work starts."""
-        try:
-            resolve_models("toxicity", self.models, self.languages)
-        except ModelError as err:
-            raise ValueError(str(err)) from None
+        require_models("toxicity", self.models, self.languages)
         return self
 
 

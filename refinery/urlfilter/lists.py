@@ -15,7 +15,6 @@ the file and the line number, raised when the pipeline is loaded.
 
 from __future__ import annotations
 
-import gzip
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import xxhash
 
 from refinery.errors import ConfigError
+from refinery.files import open_maybe_gzip
 from refinery.urlfilter.normalise import HOST_RE, normalise_host, split_url, url_key
 
 KINDS = ("domains", "urls")
@@ -41,12 +41,9 @@ def key_hash(key: str) -> int:
 def open_binary(path: Path) -> io.BufferedIOBase:
     """The file's bytes, gunzipped when it starts with the gzip magic."""
     try:
-        raw = open(path, "rb")
+        return open_maybe_gzip(path)
     except OSError as err:
         raise ListError(f"{path}: cannot read list file: {err.strerror or err}") from None
-    head = raw.read(2)
-    raw.seek(0)
-    return gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
