@@ -173,12 +173,18 @@ def bench_toxicity(data: Path) -> None:
         sources = read_sources(_specs(m["training_data"], data))
         evals = read_sources(_specs(m["eval_data"], data))
         exclude = {_norm(t) for s in evals for t, _ in s.rows}
-        params = dict(m["params"]) | {"verbose": 0}
+        params = {k: v for k, v in m["params"].items() if k != "balance_rows"} | {"verbose": 0}
+        linear = None
+        if "profanity_linear" in m["files"]:  # the ensemble: the same linear member as shipped
+            from refinery.models.profanity_linear import LinearProfanityModel
+
+            linear = LinearProfanityModel(DEFAULT_ROOT / "toxicity" / lang / m["files"]["profanity_linear"]["path"])
         start = time.perf_counter()
         if LOSO_FROM_MANIFEST:  # the build's own leave-one-source-out models (same function, same recipe)
             loso = m["metrics"].get("leave_one_source_out", {})
         else:
-            loso = leave_one_source_out(sources, exclude, lang, params, 0.5, log=lambda *a: None)
+            loso = leave_one_source_out(sources, exclude, lang, params, 0.5, m["params"].get("balance_rows", 0), linear, log=lambda *a: None)
+        member = loso.get("fasttext_member_roc_auc", {})
         seconds = time.perf_counter() - start
         shipped = ToxicityModel(DEFAULT_ROOT / "toxicity" / lang, lang)
         rows, bound = [], []
@@ -198,11 +204,17 @@ def bench_toxicity(data: Path) -> None:
             if kind == "bound":
                 bound.append((ours, alt))
             note = " (alt-profanity-check was trained on it)" if s.name == "davidson_en" else ""
-            rows.append([s.name, how, len(labels), sum(labels), ours, "-" if alt is None else f"{alt}{note}",
+            alone = member.get(s.name, "-") if linear is not None else "-"
+            if linear is not None and any(s is e for e in evals):
+                alone = classification_report(labels, shipped.fasttext_scores(texts), 0.5)["roc_auc"]
+            rows.append([s.name, how, len(labels), sum(labels), ours, alone, "-" if alt is None else f"{alt}{note}",
                          "-" if alt is None else f"{ours - alt:+.4f}", target])  # fmt: skip
         how_loso = "from the build's manifest" if LOSO_FROM_MANIFEST else f"{sum(not s.clean_only for s in sources)} trainings in {seconds:.0f} s"
         print(f"### toxicity-{lang} {m['version']} (leave-one-source-out models: {how_loso})\n")
-        print(table(rows, ["source", "scored by", "rows", "toxic", "Refinery ROC-AUC", "alt-profanity-check", "difference", "acceptance"]))
+        if linear is not None:
+            print(f"Refinery = the shipped ensemble (fastText + {m['ensemble']['package']} {m['ensemble']['version']}'s linear model, mean log-odds); "
+                  "'fastText member' = its fastText model alone\n")  # fmt: skip
+        print(table(rows, ["source", "scored by", "rows", "toxic", "Refinery ROC-AUC", "fastText member", "alt-profanity-check", "difference", "acceptance"]))
         if bound:
             mean = sum(o for o, _ in bound) / len(bound)
             line = f"\nmean over bound sources: Refinery {mean:.4f}"

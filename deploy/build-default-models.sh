@@ -50,6 +50,13 @@ refinery() { "$PY" -m refinery.cli "$@"; }
 # en hyper-parameters (5 epochs, lr 0.2, subwords 3-5) are the previous default's, chosen on a
 # validation split of Davidson + OLID, never on these sources.  WikiText paragraphs: clean prose
 # (trained on posts alone, the classifier flagged 3-6% of news-article paragraphs as toxic).
+# --balance-sources 8000: every labelled source and class at most 8,000 rows, at least 2,000 (repeated), so
+# Davidson's 20k offensive tweets stop defining "toxic" (set before measuring, not tuned); rows are written
+# in a hash order (fastText reads in order with a decaying learning rate).  --ensemble alt-profanity-check:
+# the score is the mean log-odds with alt-profanity-check's linear model (MIT; exported as arrays, no
+# scikit-learn at run time).  Chosen over the fastText model alone, balanced or not, a TF-IDF logistic
+# regression and their pairs by the mean leave-one-source-out ROC-AUC of the six labelled training sources
+# (docs/models.md has the comparison).
 # Stormfront is CC BY-SA 3.0: the manifest says share-alike.  --quantize-cutoff 0: product
 # quantisation of every row (6.7 MB) instead of pruning to 100k rows (3.7 MB), which drops most
 # character n-gram rows: on a validation set (53,325 paragraphs of WCXB dev article pages' main
@@ -57,6 +64,7 @@ refinery() { "$PY" -m refinery.cli "$@"; }
 # cutoff 0, 1.07% with cutoff 100k.  The article benchmark bench/ reports was not used to choose.
 TOX=$DATA/toxicity
 [[ $WANT == *" tox-en "* ]] && refinery models build-toxicity --lang en --epoch 5 --lr 0.2 --minn 3 --maxn 5 --quantize-cutoff 0 \
+  --balance-sources 8000 --ensemble alt-profanity-check \
   --data davidson:$TOX/davidson_en/data/labeled_data.csv olid:$TOX/olid_en/olid-training-v1.0.tsv \
          jsonl:$TOX/civil_comments_spans_en/toxic_spans_comments.jsonl.gz jsonl:$TOX/convabuse_en/convabuse.jsonl.gz \
          jsonl:$TOX/gab_hate_en/ghc_devtest_text_label.jsonl.gz jsonl:$TOX/stormfront_en/stormfront.jsonl.gz \

@@ -254,7 +254,7 @@ def cmd_models_build_toxicity(args) -> int:
         epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams, dim=args.dim, minn=args.minn, maxn=args.maxn, bucket=args.bucket,
         quantize=not args.no_quantize, command=_command_line(args),
         leave_one_source_out=args.leave_one_source_out, allow_research_data=args.allow_research_data,
-        quantize_cutoff=args.quantize_cutoff,
+        quantize_cutoff=args.quantize_cutoff, balance_rows=args.balance_sources, ensemble=args.ensemble,
     )  # fmt: skip
     manifest = build_toxicity(opts)
     print(f"wrote {out} (version {manifest['version']})")
@@ -413,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--no-quantize", action="store_true")
     bt.add_argument("--quantize-cutoff", type=int, default=100_000,
                     help="rows kept when quantising (pruned rows, then retrained); 0: keep every row")
+    bt.add_argument("--balance-sources", type=int, default=0, metavar="N",
+                    help="weigh labelled sources alike: per source and class at most N rows, at least N/4 (repeated); 0: every row once")
+    bt.add_argument("--ensemble", choices=["alt-profanity-check"], default=None,
+                    help="score as the mean log-odds of the fastText model and alt-profanity-check's linear model (English; shipped as arrays)")
     bt.add_argument("--leave-one-source-out", action="store_true",
                     help="also train one model per labelled --data source without it and record its ROC-AUC on that source")
     bt.add_argument("--allow-research-data", action="store_true",

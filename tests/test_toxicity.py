@@ -74,7 +74,8 @@ def test_missing_model_and_model_info():
     assert "refinery models build-toxicity --lang de" in str(e.value)
     info = ToxicityStage(ToxicityOptions(languages=["en"])).model_info()["toxicity"]
     m = read_manifest(DEFAULT_ROOT / "toxicity" / "en", "toxicity", "en")
-    assert info == {"en": {"name": "toxicity-en", "version": m["version"], "sha256": {"fasttext": m["files"]["fasttext"]["sha256"]}}}
+    assert info == {"en": {"name": "toxicity-en", "version": m["version"], "sha256": {role: f["sha256"] for role, f in m["files"].items()}}}
+    assert set(m["files"]) == {"fasttext", "profanity_linear"}  # the English default is the ensemble
 
 
 def _input_batch(texts):

@@ -4,6 +4,9 @@
 jsonl formats), holds out a split (or uses `--eval` files, e.g. COLD dev),
 trains a fastText classifier on the rest, quantises it and reports precision,
 recall and ROC-AUC of the shipped (quantised) model on the held-out rows only.
+With `--ensemble alt-profanity-check` the model's score is the mean log-odds of
+the fastText classifier and alt-profanity-check's linear model (shipped beside
+it as arrays: `profanity_linear`), which err on different sources.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import html
 import json
 import re
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +178,13 @@ class ToxicityModel:
         self.directory = directory
         self.lang = lang
         self.manifest = read_manifest(directory, "toxicity", lang)
-        self.model = load_fasttext(directory / self.manifest["files"]["fasttext"]["path"])
+        files = self.manifest["files"]
+        self.model = load_fasttext(directory / files["fasttext"]["path"])
+        self.linear = None
+        if "profanity_linear" in files:
+            from refinery.models.profanity_linear import LinearProfanityModel
+
+            self.linear = LinearProfanityModel(directory / files["profanity_linear"]["path"])
 
     @property
     def info(self) -> dict[str, Any]:
@@ -185,7 +195,25 @@ class ToxicityModel:
         """Probability of toxic for each text (fastText: pass a list, never a single string)."""
         if not texts:
             return []
-        return [min(1.0, max(0.0, p)) for p in _p_toxic(self.model, [preprocess(t, self.lang) for t in texts])]
+        scores = self.fasttext_scores(texts)
+        if self.linear is not None:
+            scores = mean_log_odds(scores, self.linear.scores(texts))
+        return [min(1.0, max(0.0, p)) for p in scores]
+
+
+    def fasttext_scores(self, texts: list[str]) -> list[float]:
+        """The fastText member alone (the whole model when there is no ensemble)."""
+        return _p_toxic(self.model, [preprocess(t, self.lang) for t in texts]) if texts else []
+
+
+def _logit(p: float) -> float:
+    p = min(1.0 - 1e-6, max(1e-6, p))
+    return math.log(p / (1.0 - p))
+
+
+def mean_log_odds(a: list[float], b: list[float]) -> list[float]:
+    """The ensemble's probability: the sigmoid of the two members' mean log-odds (0.5 stays 0.5)."""
+    return [1.0 / (1.0 + math.exp(-(_logit(x) + _logit(y)) / 2)) for x, y in zip(a, b)]
 
 
 # ---------------------------------------------------------------- building
@@ -239,6 +267,8 @@ class ToxBuildOptions:
     quantize: bool = True
     quantize_cutoff: int = 100_000  # rows (words + n-gram buckets) kept when quantising; 0 = all
     threshold: float = 0.5
+    balance_rows: int = 0  # rows per class per labelled source: larger ones sampled down, ones under a quarter repeated up to it; 0 = off
+    ensemble: str | None = None  # "alt-profanity-check": score = mean log-odds with its linear model
     leave_one_source_out: bool = False
     allow_research_data: bool = False
     command: str = ""
@@ -269,9 +299,42 @@ def read_sources(specs: list[str]) -> list[Source]:
     return out
 
 
+def _row_key(text: str, label: int, copy: int = 0) -> bytes:
+    return hashlib.sha1(f"{copy}\x00{label}\x00{text}".encode("utf-8")).digest()
+
+
+def balance(parts: list[tuple[str, list[tuple[str, int]]]], cap: int) -> list[tuple[str, int]]:
+    """Rows with every source weighing alike: per source and class, the `cap` rows with the
+    smallest hash when there are more, every row repeated up to `cap // 4` when there are fewer.
+    Without it the largest sets decide what "toxic" means (Davidson: 25k offensive tweets), and
+    the model learns profanity rather than the hate, abuse and insults of the smaller sets."""
+    out: list[tuple[str, int]] = []
+    floor = cap // 4
+    for _, rows in parts:
+        for label in (0, 1):
+            cls = sorted((r for r in rows if r[1] == label), key=lambda r: _row_key(*r))
+            if not cls:
+                continue
+            if len(cls) > cap:
+                cls = cls[:cap]
+            elif len(cls) < floor:
+                cls = [cls[i % len(cls)] for i in range(floor)]
+            out.extend(cls)
+    return out
+
+
 def _write_fasttext_file(path: Path, rows: list[tuple[str, int]], lang: str) -> None:
+    """Rows in a hash order: fastText reads its file in order with a decaying learning rate, so
+    rows left in source order would let the last sources weigh most (repeats get their own keys)."""
+    seen: dict[tuple[str, int], int] = {}
+    keyed = []
+    for text, label in rows:
+        copy = seen.get((text, label), 0)
+        seen[(text, label)] = copy + 1
+        keyed.append((_row_key(text, label, copy), text, label))
+    keyed.sort()
     with open(path, "w", encoding="utf-8") as f:
-        for text, label in rows:
+        for _, text, label in keyed:
             f.write(f"{TOXIC if label else CLEAN} {preprocess(text, lang)}\n")
 
 
@@ -301,26 +364,75 @@ def train_fasttext(rows: list[tuple[str, int]], lang: str, params: dict[str, Any
     return model
 
 
+def training_rows(parts: list[tuple[str, list[tuple[str, int]]]], balance_rows: int) -> list[tuple[str, int]]:
+    """The rows a model is trained on: every source's rows, or a balanced sample of them."""
+    return balance(parts, balance_rows) if balance_rows else [r for _, rows in parts for r in rows]
+
+
+class Scorer:
+    """P(toxic) of a freshly trained fastText model, with the ensemble's linear member if any."""
+
+    def __init__(self, model, lang: str, linear=None) -> None:
+        self.model, self.lang, self.linear = model, lang, linear
+
+    def __call__(self, texts: list[str]) -> list[float]:
+        scores = _p_toxic(self.model, [preprocess(t, self.lang) for t in texts])
+        return mean_log_odds(scores, self.linear.scores(texts)) if self.linear is not None else scores
+
+    def fasttext_only(self, texts: list[str]) -> list[float]:
+        return _p_toxic(self.model, [preprocess(t, self.lang) for t in texts])
+
+
 def leave_one_source_out(sources: list[Source], exclude_texts: set[str], lang: str, params: dict[str, Any],
-                         threshold: float, log=print) -> dict[str, Any]:  # fmt: skip
+                         threshold: float, balance_rows: int = 0, linear=None, log=print) -> dict[str, Any]:  # fmt: skip
     """For every labelled source: a model trained on all the other sources (never on a row whose
     text appears in the left-out source, nor on `exclude_texts`) scores every row of it.  This is
     what predicts a new source; a random split of the training sources overstates it."""
     out: dict[str, Any] = {}
+    alone: dict[str, float] = {}
     if sum(not s.clean_only for s in sources) < 2:
         return out  # one labelled source: nothing to train on without it (use --eval for a new source)
     for left in sources:
         if left.clean_only:
             continue
         left_texts = {_norm(t) for t, _ in left.rows}
-        train = [r for s in sources if s is not left for r in s.rows if _norm(r[0]) not in left_texts and _norm(r[0]) not in exclude_texts]
-        model = train_fasttext(train, lang, params)
-        scores = _p_toxic(model, [preprocess(t, lang) for t, _ in left.rows])
-        out[left.name] = classification_report([y for _, y in left.rows], scores, threshold) | {"train_rows": len(train)}
+        parts = [(s.name, [r for r in s.rows if _norm(r[0]) not in left_texts and _norm(r[0]) not in exclude_texts]) for s in sources if s is not left]
+        train = training_rows(parts, balance_rows)
+        scorer = Scorer(train_fasttext(train, lang, params), lang, linear)
+        texts, labels = [t for t, _ in left.rows], [y for _, y in left.rows]
+        out[left.name] = classification_report(labels, scorer(texts), threshold) | {"train_rows": len(train)}
+        if linear is not None:
+            alone[left.name] = classification_report(labels, scorer.fasttext_only(texts), threshold)["roc_auc"]
         log(f"build-toxicity {lang}: left out {left.name}: ROC-AUC {out[left.name]['roc_auc']}")
     if out:
         out["mean_roc_auc"] = round(sum(r["roc_auc"] for r in out.values()) / len(out), 4)
+    if alone:  # what the ensemble's fastText member scores by itself
+        out["fasttext_member_roc_auc"] = alone | {"mean_roc_auc": round(sum(alone.values()) / len(alone), 4)}
     return out
+
+
+def _split_parts(sources: list[Source], evals: list[Source], percent: int) -> tuple[list, list, dict]:
+    """(training rows per source, held-out rows, split description): the --eval files when given,
+    else a hash split of every source; no held-out text is ever trained on."""
+    if evals:
+        heldout = [r for s in evals for r in s.rows]
+        parts = [(s.name, list(s.rows)) for s in sources]
+        split: dict[str, Any] = {"heldout": "--eval files (never trained on)"}
+    else:
+        heldout, parts = [], []
+        for s in sources:
+            train, held = split_rows(s.rows, percent)
+            parts.append((s.name, train))
+            heldout.extend(held)
+        split = {"heldout": f"sha1(lowercased text) % 100 < {percent}", "heldout_percent": percent}
+    held_texts = {_norm(t) for t, _ in heldout}
+    dropped = 0
+    for i, (name, rows) in enumerate(parts):
+        kept = [r for r in rows if _norm(r[0]) not in held_texts]
+        dropped += len(rows) - len(kept)
+        parts[i] = (name, kept)
+    split |= {"heldout_rows": len(heldout), "train_rows_dropped_as_in_heldout": dropped}
+    return parts, heldout, split
 
 
 def build_toxicity(opts: ToxBuildOptions, log=print) -> dict[str, Any]:
@@ -329,65 +441,79 @@ def build_toxicity(opts: ToxBuildOptions, log=print) -> dict[str, Any]:
     if research and not opts.allow_research_data:
         raise InputError("evaluation-only data may not be trained on (a shipped model must not contain it): "
                          + "; ".join(research) + ". Pass it with --eval, or --allow-research-data for a model that is never shipped")  # fmt: skip
-    rows = [r for s in sources for r in s.rows]
+    if opts.ensemble not in (None, "alt-profanity-check"):
+        raise InputError(f"--ensemble {opts.ensemble!r}: the only ensemble member is alt-profanity-check")
+    if opts.ensemble and opts.lang != "en":
+        raise InputError(f"--ensemble alt-profanity-check is an English model; not for --lang {opts.lang}")
     clean_texts = {t for s in sources if s.clean_only for t, _ in s.rows}
     provenance = lambda s: data_provenance(s.path) | {"format": s.fmt, "set": s.name, "rows": len(s.rows), "toxic": sum(r[1] for r in s.rows),
                                                        "licence_note": LICENCE_NOTES.get(s.name, EVALUATION_ONLY.get(s.name, "see source"))}  # fmt: skip
-    eval_sources = []
-    if opts.eval:
-        train = rows
-        evals = read_sources(opts.eval)
-        heldout = [r for s in evals for r in s.rows]
-        eval_sources = [provenance(s) for s in evals]
-        split = {"heldout": "--eval files (never trained on)"}
-    else:
-        evals = []
-        train, heldout = split_rows(rows, opts.heldout_percent)
-        split = {"heldout": f"sha1(lowercased text) % 100 < {opts.heldout_percent}", "heldout_percent": opts.heldout_percent}
+    evals = read_sources(opts.eval) if opts.eval else []
+    eval_sources = [provenance(s) for s in evals]
+    parts, heldout, split = _split_parts(sources, evals, opts.heldout_percent)
     held_texts = {_norm(t) for t, _ in heldout}
-    before = len(train)
-    train = [r for r in train if _norm(r[0]) not in held_texts]  # no held-out text in training
-    split |= {"train_rows": len(train), "heldout_rows": len(heldout), "train_rows_dropped_as_in_heldout": before - len(train)}
+    train = training_rows(parts, opts.balance_rows)
+    split["train_rows"] = len(train)
+    if opts.balance_rows:
+        split["balance"] = (f"per labelled source and class: the {opts.balance_rows} rows with the smallest sha1 when more, "
+                            f"every row repeated up to {opts.balance_rows // 4} when fewer")  # fmt: skip
     log(f"build-toxicity {opts.lang}: {len(train)} training rows, {len(heldout)} held-out rows")
 
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / f"{opts.lang}.ftz"
+    files: dict[str, Any] = {}
+    linear, ensemble = None, None
+    if opts.ensemble:
+        from refinery.models.profanity_linear import LICENCE_NOTE, LinearProfanityModel, export
+
+        linear_path = out / "profanity_linear.npz"
+        ensemble = export(linear_path) | {"licence_note": LICENCE_NOTE, "combination": "sigmoid of the mean log-odds of the two members"}
+        linear = LinearProfanityModel(linear_path)
     params = fasttext_params(opts)
     labelled = [r for r in heldout if r[0] not in clean_texts]
-    clean_held = [preprocess(t, opts.lang) for t, _ in heldout if t in clean_texts]
-    texts = [preprocess(t, opts.lang) for t, _ in labelled]
+    clean_held = [t for t, _ in heldout if t in clean_texts]
+    texts = [t for t, _ in labelled]
     labels = [y for _, y in labelled]
     full: dict[str, Any] = {}
     model = train_fasttext(train, opts.lang, params, opts.quantize,
-                           lambda m: full.update(classification_report(labels, _p_toxic(m, texts), opts.threshold)), opts.quantize_cutoff)  # fmt: skip
+                           lambda m: full.update(classification_report(labels, Scorer(m, opts.lang, linear)(texts), opts.threshold)), opts.quantize_cutoff)  # fmt: skip
     full_report = full
     model.save_model(str(model_path))
-    shipped = load_fasttext(model_path)
-    report = classification_report(labels, _p_toxic(shipped, texts), opts.threshold)
+    shipped = Scorer(load_fasttext(model_path), opts.lang, linear)
+    report = classification_report(labels, shipped(texts), opts.threshold)
     if clean_held:
-        fp = sum(s >= opts.threshold for s in _p_toxic(shipped, clean_held))
+        fp = sum(s >= opts.threshold for s in shipped(clean_held))
         report["clean_prose_rows"] = len(clean_held)
         report["clean_prose_false_positive_rate"] = round(fp / len(clean_held), 4)
     metrics: dict[str, Any] = {"heldout": report, "heldout_before_quantisation": full_report}
     if len(evals) > 1:  # per --eval file: each is a source the model never saw
         metrics["heldout_by_source"] = {
-            s.name: classification_report([y for _, y in s.rows], _p_toxic(shipped, [preprocess(t, opts.lang) for t, _ in s.rows]), opts.threshold)
+            s.name: classification_report([y for _, y in s.rows], shipped([t for t, _ in s.rows]), opts.threshold)
             for s in evals if not s.clean_only
         }  # fmt: skip
     if opts.leave_one_source_out:
-        metrics["leave_one_source_out"] = {"model": "same params, unquantised, trained without the source (and without any --eval text)"} | leave_one_source_out(
-            sources, held_texts, opts.lang, params, opts.threshold, log)  # fmt: skip
-    files = {"fasttext": {"path": model_path.name, "sha256": file_sha256.__wrapped__(str(model_path)), "bytes": model_path.stat().st_size}}
+        what = "same params, unquantised, trained without the source (and without any --eval text)"
+        if linear is not None:
+            what += ("; scored as the shipped ensemble (with the same alt-profanity-check member, which its authors trained "
+                     "on Davidson et al.: its davidson_en figure is not a left-out one)")  # fmt: skip
+        metrics["leave_one_source_out"] = {"model": what} | leave_one_source_out(
+            sources, held_texts, opts.lang, params, opts.threshold, opts.balance_rows, linear, log)  # fmt: skip
+    files["fasttext"] = {"path": model_path.name, "sha256": file_sha256.__wrapped__(str(model_path)), "bytes": model_path.stat().st_size}
+    if opts.ensemble:
+        files["profanity_linear"] = {"path": linear_path.name, "sha256": file_sha256.__wrapped__(str(linear_path)), "bytes": linear_path.stat().st_size}
+    model_desc = "fastText supervised" + (f", quantised (qnorm, cutoff {opts.quantize_cutoff or 'none'})" if opts.quantize else "")
+    if ensemble:
+        model_desc += " + alt-profanity-check's linear model (mean log-odds)"
     manifest = {
         "name": f"toxicity-{opts.lang}",
         "kind": "toxicity",
         "language": opts.lang,
-        "version": files["fasttext"]["sha256"][:12],
+        "version": hashlib.sha256("".join(f["sha256"] for f in files.values()).encode()).hexdigest()[:12] if ensemble else files["fasttext"]["sha256"][:12],
         "command": opts.command,
-        "model": "fastText supervised" + (f", quantised (qnorm, cutoff {opts.quantize_cutoff or 'none'})" if opts.quantize else ""),
+        "model": model_desc,
         "labels": {"toxic": TOXIC, "clean": CLEAN},
-        "params": {k: v for k, v in params.items() if k != "verbose"},
+        "params": {k: v for k, v in params.items() if k != "verbose"} | ({"balance_rows": opts.balance_rows} if opts.balance_rows else {}),
         "files": files,
         "training_data": [provenance(s) for s in sources],
         "eval_data": eval_sources,
@@ -397,6 +523,8 @@ def build_toxicity(opts: ToxBuildOptions, log=print) -> dict[str, Any]:
         "metrics": metrics,
         "built_with": {"fasttext": package_version("fasttext-numpy2")},
     }
+    if ensemble:
+        manifest["ensemble"] = ensemble
     if any(s.name == "stormfront_en" for s in sources):
         manifest["licence"] = "CC BY-SA 3.0 (share-alike: trained on the Stormfront set); see training_data[].licence_note for attribution"
     write_manifest(out, manifest)
@@ -408,6 +536,8 @@ def metrics_summary(manifest: dict[str, Any]) -> str:
     """`refinery models ls` text: held-out ROC-AUC, per never-trained source, leave-one-source-out."""
     metrics = manifest.get("metrics", {})
     parts = [f"heldout ROC-AUC {metrics.get('heldout', {}).get('roc_auc')}"]
+    if "ensemble" in manifest:
+        parts.insert(0, f"ensemble with {manifest['ensemble']['package']} {manifest['ensemble']['version']}")
     by_source = metrics.get("heldout_by_source", {})
     if by_source:
         parts.append("eval-only " + " ".join(f"{k} {v['roc_auc']}" for k, v in by_source.items()))
