@@ -23,7 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from refinery.dedup.lsh import band_hashes  # noqa: E402
-from refinery.stages.dedup import DedupOptions, Signer  # noqa: E402
+from refinery.dedup.options import DedupOptions  # noqa: E402
+from refinery.dedup.signatures import Signer  # noqa: E402
 
 import os  # noqa: E402
 

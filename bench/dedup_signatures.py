@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.dedup_quality import DEFAULT_DATA  # noqa: E402
 from refinery.dedup.minhash import normalise, shingles  # noqa: E402
-from refinery.stages.dedup import DedupOptions, Signer  # noqa: E402
+from refinery.dedup.options import DedupOptions  # noqa: E402
+from refinery.dedup.signatures import Signer  # noqa: E402
 
 
 def load_docs(data: Path, limit: int) -> list[tuple[str, str]]:

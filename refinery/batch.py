@@ -262,7 +262,7 @@ def _finish_batch(
         outputs.unit_done(result)
 
     results = executor.execute(
-        config, units, staging, "run", str(store.root), unit_done, should_cancel, raw_copies=raw_copies, reuse=reuse
+        config, units, staging, "run", unit_done, should_cancel, raw_copies=raw_copies, reuse=reuse
     )
     counters = _merge(results)
     shards, rejects, dedup = outputs.close()
@@ -336,8 +336,7 @@ def annotate_batch(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        store_root = str(store.root) if store else None
-        results = executor.execute(config, units, work, "annotate", store_root, on_unit_done)
+        results = executor.execute(config, units, work, "annotate", on_unit_done)
         schema = PipelineRunner(config, "annotate").schema
         parts = [r.kept_path for r in results]
         batches = iter_parts(parts)

@@ -12,15 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from refinery.errors import ConfigError
-
-
-class StrictModel(BaseModel):
-    """Base for every config block: unknown keys are errors, values are not coerced."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+from refinery.strict import StrictModel
 
 
 class ExecutionConfig(StrictModel):

@@ -44,11 +44,11 @@ class UnitResult:
     node_id: str | None = None  # the Ray node that ran the unit (None outside Ray)
 
 
-def runner_for(config: PipelineConfig, mode: str, store_root: str | None) -> PipelineRunner:
-    key = (config.config_hash(), mode, store_root)
+def runner_for(config: PipelineConfig, mode: str) -> PipelineRunner:
+    key = (config.config_hash(), mode)
     runner = _RUNNERS.get(key)
     if runner is None:
-        runner = PipelineRunner(config, mode, store_root)
+        runner = PipelineRunner(config, mode)
         runner.setup()
         _RUNNERS[key] = runner
     return runner
@@ -59,14 +59,13 @@ def process_unit(
     unit: WorkUnit,
     staging: str,
     mode: str,
-    store_root: str | None,
     skip: dict[str, str] | None = None,
 ) -> UnitResult:
     """Run one work unit end to end; plain Python so tests can call it without Ray.
 
     `skip` maps doc_ids of raw-byte copies to their first copy (refinery/dedup/raw.py):
     those rows are dropped before any stage runs."""
-    runner = runner_for(config, mode, store_root)
+    runner = runner_for(config, mode)
     counters = Counters()
     parts = Path(staging) / "parts"
     kept = PartWriter(parts / f"unit-{unit.index:06d}.parquet", runner.schema)
@@ -188,7 +187,6 @@ def execute(
     units: list[WorkUnit],
     staging: Path,
     mode: str,
-    store_root: str | None = None,
     on_unit_done: Callable[[UnitResult], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     raw_copies: bool = False,
@@ -229,7 +227,7 @@ def execute(
             while queue and len(pending) < limit and (gate is None or position[queue[0].index] < gate.ready):
                 unit = queue.pop(0)
                 skip = gate.skips(unit) if gate is not None else None
-                ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, store_root, skip)
+                ref = _remote_process_unit.remote(config_ref, unit, str(staging), mode, skip)
                 pending[ref] = unit
             if should_cancel is not None and should_cancel():
                 raise BatchCancelled("batch cancelled")

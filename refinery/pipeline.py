@@ -18,7 +18,6 @@ from refinery.counters import Counters
 from refinery.dedup.raw import RAW_REASON
 from refinery.schema import INPUT_SCHEMA, PROVENANCE_COLUMNS, REJECT_SCHEMA, REJECT_SCORE_COLUMNS, VERDICT_FIELD
 from refinery.stages import STAGE_TYPES, Stage
-from refinery.stages.base import StageContext
 
 READ_STAGE = "read"
 
@@ -44,13 +43,12 @@ def _sampled(doc_id: str, rate: float) -> bool:
 
 
 class PipelineRunner:
-    def __init__(self, config: PipelineConfig, mode: str = "run", store_root: str | None = None) -> None:
+    def __init__(self, config: PipelineConfig, mode: str = "run") -> None:
         if mode not in ("run", "annotate"):
             raise ValueError(f"unknown mode {mode!r}")
         self.config = config
         self.mode = mode
-        context = StageContext(mode=mode, store_root=store_root)
-        self.stages: list[Stage] = [STAGE_TYPES[s.name](s.options, context) for s in config.stages]
+        self.stages: list[Stage] = [STAGE_TYPES[s.name](s.options) for s in config.stages]
         self.schema = output_schema(config, mode)
         self._ready = False
 
@@ -66,9 +64,11 @@ class PipelineRunner:
             info.update(stage.model_info())
         return info
 
-    def _rejects(
-        self, batch: pa.RecordBatch, mask: list[bool], stage: str, reasons, details, dup_of, extra: dict | None = None
+    def reject_rows(
+        self, batch: pa.RecordBatch, mask: list[bool], stage: str, reasons, details, dup_of=None, extra: dict | None = None
     ) -> list[dict]:
+        """Rows of the rejects table for the rows of `batch` that `mask` drops, as the pipeline's
+        `rejects` policy says (all, a sample, none); the driver's dedup decisions use it too."""
         policy = self.config.rejects
         if policy.mode == "none":
             return []
@@ -123,7 +123,7 @@ class PipelineRunner:
         c = counters.stage(READ_STAGE)
         c.docs_in += batch.num_rows
         read_reasons = ["read_error" if e is not None else None for e in errors]
-        batch = self._apply(batch, READ_STAGE, read_reasons, errors, None, c, reject_rows, verdict)
+        batch = self._apply(batch, READ_STAGE, read_reasons, errors, c, reject_rows, verdict)
         if skip and self.mode == "run":
             batch = self._skip_raw_copies(batch, skip, counters, reject_rows)
 
@@ -140,7 +140,7 @@ class PipelineRunner:
             if result.counts:
                 c.events.update(result.counts)
             batch = self._apply(
-                result.batch, stage.name, result.reasons, result.details, result.dup_of, c, reject_rows, verdict,
+                result.batch, stage.name, result.reasons, result.details, c, reject_rows, verdict,
                 result.reject_columns,
             )
         if self.mode == "annotate":
@@ -163,10 +163,10 @@ class PipelineRunner:
         c.dropped[RAW_REASON] += n
         reasons = [RAW_REASON if m else None for m in mask]
         details = ["this batch: same raw HTML bytes and charset as dup_of (dropped before extraction)" if m else None for m in mask]
-        reject_rows.extend(self._rejects(batch, mask, "dedup", reasons, details, firsts))
+        reject_rows.extend(self.reject_rows(batch, mask, "dedup", reasons, details, firsts))
         return batch.filter(pc.invert(pa.array(mask, pa.bool_())))
 
-    def _apply(self, batch, stage_name, reasons, details, dup_of, c, reject_rows, verdict, extra=None) -> pa.RecordBatch:
+    def _apply(self, batch, stage_name, reasons, details, c, reject_rows, verdict, extra=None) -> pa.RecordBatch:
         mask = [r is not None for r in reasons]
         if self.mode == "annotate":
             for i, r in enumerate(reasons):
@@ -181,7 +181,7 @@ class PipelineRunner:
             if r is not None:
                 c.dropped[r] += 1
         if any(mask):
-            reject_rows.extend(self._rejects(batch, mask, stage_name, reasons, details, dup_of, extra))
+            reject_rows.extend(self.reject_rows(batch, mask, stage_name, reasons, details, None, extra))
             batch = batch.filter(pc.invert(pa.array(mask, pa.bool_())))
         c.docs_out += batch.num_rows
         return batch

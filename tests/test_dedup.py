@@ -15,7 +15,8 @@ from refinery.dedup.lsh import band_hashes, candidate_probability
 from refinery.dedup.minhash import MinHasher, Shingling, fmix64, normalise, shingle_hash32, shingles
 from refinery.dedup.phase import _FirstKept
 from refinery.errors import ConfigError
-from refinery.stages.dedup import DedupOptions, Signer
+from refinery.dedup.options import DedupOptions
+from refinery.dedup.signatures import Signer
 
 from conftest import shared
 
@@ -225,7 +226,7 @@ def test_index_rebuilds_from_text_for_commits_made_without_dedup(tmp_path):
 
 
 def test_without_language_column_cjk_scripts_get_character_shingles():
-    from refinery.stages.dedup import script_language
+    from refinery.scripts import script_language
 
     assert script_language(normalise(ZH)) == "zh"
     assert script_language(normalise("これはテストです。日本語の文章をここに書きます。")) == "ja"

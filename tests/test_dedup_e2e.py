@@ -238,7 +238,7 @@ def test_streamed_outputs_equal_one_pass_outputs_whatever_the_arrival_order(worl
     files = discover([world["inputs"][1], world["inputs"][2], world["inputs"][5]])
     units = plan_units(files, 2)  # 12 units of <= 2 documents: copies span units
     staging = tmp_path / "staging"
-    results = [process_unit(cfg, u, str(staging), "run", None) for u in units]
+    results = [process_unit(cfg, u, str(staging), "run") for u in units]
     runner = PipelineRunner(cfg, "run")
 
     reference = phase_mod.DedupPhase.for_config(cfg, CorpusStore(tmp_path / "ref"), writable=True)
@@ -265,7 +265,7 @@ def test_streamed_outputs_refuse_a_missing_unit(world, tmp_path):
 
     cfg = world["config"]
     units = plan_units(discover([world["inputs"][3]]), 3)
-    results = [process_unit(cfg, u, str(tmp_path / "staging"), "run", None) for u in units]
+    results = [process_unit(cfg, u, str(tmp_path / "staging"), "run") for u in units]
     streaming = StreamingOutputs(cfg, PipelineRunner(cfg, "run"), units, tmp_path / "s", CorpusStore(tmp_path / "st"))
     for r in results[1:]:
         streaming.unit_done(r)

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import Field, ValidationError
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.corpus.filters import to_expression
 from refinery.errors import ConfigError, validation_summary
 

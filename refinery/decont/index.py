@@ -36,6 +36,7 @@ import zstandard
 from refinery.decont.ngrams import NORMALISATION_VERSION, char_tokens, fold, gram_hashes, word_tokens
 from refinery.decont.sets import KNOWN_SETS, Item, read_items
 from refinery.errors import ModelError
+from refinery.scripts import script_language
 
 FORMAT_VERSION = 2
 FILES = {"grams": "grams.u64.zst", "refs": "refs.u32.zst", "items": "items.txt.zst"}
@@ -60,8 +61,6 @@ def doc_kind(folded: str, language: str | None, char_languages: Sequence[str]) -
     if language is None:
         if folded[:2000].isascii():
             return "word"
-        from refinery.stages.dedup import script_language  # here: refinery.stages imports this module
-
         language = script_language(folded)
     return "char" if language in char_languages else "word"
 

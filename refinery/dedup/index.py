@@ -27,7 +27,8 @@ import pyarrow.parquet as pq
 from refinery.dedup.compact import NO_MATCH, PartitionedIndex
 from refinery.dedup.lsh import band_hashes
 from refinery.durable import replace_durably
-from refinery.stages.dedup import DedupOptions, Signer, signatures_from_column
+from refinery.dedup.options import DedupOptions
+from refinery.dedup.signatures import Signer, signatures_from_column
 from refinery.store import CorpusStore
 from refinery.store.corpus_store import pid_alive
 

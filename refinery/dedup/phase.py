@@ -31,7 +31,8 @@ from refinery.store.shards import iter_parts
 from refinery.dedup.compact import NO_MATCH, CompactIndex, comparable
 from refinery.dedup.index import DedupIndex, open_index, segment_table
 from refinery.dedup.lsh import band_hashes
-from refinery.stages.dedup import DUP_OF_FIELD, DedupOptions, signatures_from_column
+from refinery.dedup.options import DedupOptions
+from refinery.dedup.signatures import DUP_OF_FIELD, signatures_from_column
 from refinery.store import CorpusStore
 
 STAGE = "dedup"
@@ -345,7 +346,7 @@ class CopyFilter:
                 for i in hit:
                     drop = drops[offset + i]
                     mask[i], reasons[i], details[i], dup_of[i] = True, drop.reason, explain(drop, self.options), drop.dup_of
-                rows = self.runner._rejects(batch, mask, STAGE, reasons, details, dup_of)
+                rows = self.runner.reject_rows(batch, mask, STAGE, reasons, details, dup_of)
                 if rows:
                     self.writer.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
                 batch = batch.filter(pc.invert(pa.array(mask, pa.bool_())))

@@ -15,15 +15,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from refinery.config import StrictModel
-
-
-@dataclass(frozen=True)
-class StageContext:
-    """What a stage may know about the run it is part of."""
-
-    mode: str = "run"  # "run" filters and commits; "annotate" scores everything, commits nothing
-    store_root: str | None = None  # the corpus store (read-only in annotate)
+from refinery.strict import StrictModel
 
 
 @dataclass
@@ -31,7 +23,6 @@ class StageResult:
     batch: pa.RecordBatch
     reasons: list[str | None]  # rule that drops each row, None to keep
     details: list[str | None] | None = None  # free text for the rejects table (e.g. an error)
-    dup_of: list[str | None] | None = None  # for dedup: the kept copy's doc_id
     # Values for reject rows only, by reject column (e.g. the extract prefilter's language guess):
     # they win over the batch's column of that name, and never reach shards.
     reject_columns: dict[str, list] | None = None
@@ -50,9 +41,8 @@ class Stage(ABC):
     # Columns only `refinery annotate` output carries (e.g. dedup's `dup_of`), filled by the driver.
     annotate_fields: ClassVar[list[pa.Field]] = []
 
-    def __init__(self, options: Any, context: "StageContext | None" = None) -> None:
+    def __init__(self, options: Any) -> None:
         self.options = options
-        self.context = context or StageContext()
 
     def setup(self) -> None:
         """Load models. Called once per worker process, before the first batch."""

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field, computed_field, model_validator
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.decont.index import IndexParams, cached_index, doc_kind, load_index, read_manifest
 from refinery.decont.sets import SetError, read_items
 from refinery.decont.ngrams import fold

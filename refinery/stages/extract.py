@@ -40,7 +40,7 @@ from lxml.html import HtmlElement
 from pydantic import Field, model_validator
 from trafilatura.utils import decode_file, load_html
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.langcodes import LangCode
 from refinery.stages.base import Stage, StageResult, set_column
 from refinery.stages.html_depth import too_deep

@@ -7,7 +7,7 @@ from typing import Annotated
 import pyarrow as pa
 from pydantic import Field
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.langcodes import LangCode
 from refinery.models import BUNDLED_LID, file_sha256, lid_model_path, load_fasttext, package_version
 from refinery.stages.base import Stage, StageResult, set_column

@@ -14,7 +14,7 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.langcodes import LangCode
 from refinery.errors import ModelError
 from refinery.models.registry import manifest_info, require_models, resolve_models

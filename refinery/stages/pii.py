@@ -17,7 +17,7 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.pii.detect import KINDS, find_pii, redact
 from refinery.stages.base import Stage, StageResult, languages, set_column
 

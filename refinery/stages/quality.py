@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import pyarrow as pa
 from pydantic import Field
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.langcodes import LangCode
 from refinery.schema import DUP_NS, QUALITY_SIGNAL_FIELDS, TOP_NS
 from refinery.stages import text_stats as ts

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.models.registry import read_manifest, require_models, resolve_models
 from refinery.stages.base import Stage, StageResult, languages, rows_by_language, set_column
 

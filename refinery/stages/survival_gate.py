@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.stages import text_stats as ts
 from refinery.stages.quality import DEFAULT_STOP_WORDS, CjkOptions
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.langcodes import LangCode
 from refinery.models.registry import manifest_info, require_models, resolve_models
 from refinery.models.textnorm import paragraphs

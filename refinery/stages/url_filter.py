@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, computed_field, field_validator, model_validator
 
-from refinery.config import StrictModel
+from refinery.strict import StrictModel
 from refinery.models import file_sha256
 from refinery.models.registry import DEFAULT_ROOT
 from refinery.stages.base import Stage, StageResult
