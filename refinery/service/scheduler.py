@@ -74,12 +74,18 @@ class Scheduler(BackgroundLoop):
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop claiming batches.  A batch still running stays `running` in the queue (its units'
-        work is not committed) and is requeued when the service starts again: logged as parked."""
+        work is not committed) and is requeued when the service starts again: logged as parked.
+        Its thread sees the stop at its next cancel check (every 0.5 s while units run) and is
+        waited for: a thread still inside Ray when the process exits races Ray's own shutdown,
+        and Ray then ends the process with status 1 (`docker stop` read as a crash)."""
         with self._lock:
-            alive = [b for b, t in self._running.items() if t.is_alive()]
+            alive = {b: t for b, t in self._running.items() if t.is_alive()}
         for bid in alive:
             event("parked", bid, reason="service stopping; requeued at the next start")
         super().stop(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in alive.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def running_ids(self) -> list[str]:
         with self._lock:
@@ -177,7 +183,8 @@ class Scheduler(BackgroundLoop):
                 self.queue.set_progress(batch.id, done["units"], done["docs"], merged.to_dict())
 
         def should_cancel() -> bool:
-            return self.queue.cancel_requested(batch.id)
+            """An operator's cancel, or the service stopping (then the batch is parked, not cancelled)."""
+            return self._stop.is_set() or self.queue.cancel_requested(batch.id)
 
         try:
             self.resolver.check(batch.inputs)
@@ -211,6 +218,9 @@ class Scheduler(BackgroundLoop):
             if self.on_commit is not None:
                 self.on_commit()
         except executor.BatchCancelled:
+            if self._stop.is_set():  # the service is stopping: parked (stays `running`, requeued at the next start)
+                state = "parked"
+                return
             state = "cancelled"
             self.queue.finish(batch.id, "cancelled", counters=merged.to_dict(), error="cancelled while running")
         except (RefineryError, SourceRefused) as err:
