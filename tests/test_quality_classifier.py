@@ -91,6 +91,10 @@ def test_model_info_changes_with_calibration():
     m = read_manifest(DEFAULT_ROOT / "quality" / "en", "quality", "en")
     assert info["version"] == m["version"] and info["sha256"] == m["files"]["fasttext"]["sha256"]
     assert len(info["calibration_sha256"]) == 64
+    assert "stack" in m["files"] and info["stack_sha256"] == m["files"]["stack"]["sha256"]  # the second stage is recorded too
+    # calibrated on WCXB pages, never on those of the held-out domains bench/quality_bench.py scores
+    wcxb = [s for s in m["calibration"]["sources"] if s["format"].startswith("wcxb")]
+    assert wcxb and all(s["heldout_dropped"] > 0 for s in wcxb)
 
 
 def _input_batch(texts):
