@@ -5,8 +5,9 @@
 Pages: WCXB dev pages of the domains the shipped `quality-en` build held out
 (sha1(domain) % 100 < heldout_domains_percent, read from its manifest): no
 page of those sites was trained on, and none was used to choose a setting
-(settings were chosen on domains 50..64 of a build trained on 65..99) or to
-calibrate the buckets (real_pages + dolma_wget).
+(settings were chosen on domains 50..64 of builds trained on 65..99,
+bench/quality_validation.py) or to calibrate the buckets (the build drops
+held-out domains from its WCXB calibration pages).
 
 1. ROC-AUC of each page's gold main content over the same page's boilerplate
    (full-page text minus the gold lines), overall and per page type.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -89,6 +91,10 @@ def test_model_info_changes_with_calibration():
     m = read_manifest(DEFAULT_ROOT / "quality" / "en", "quality", "en")
     assert info["version"] == m["version"] and info["sha256"] == m["files"]["fasttext"]["sha256"]
     assert len(info["calibration_sha256"]) == 64
+    assert "stack" in m["files"] and info["stack_sha256"] == m["files"]["stack"]["sha256"]  # the second stage is recorded too
+    # calibrated on WCXB pages, never on those of the held-out domains bench/quality_bench.py scores
+    wcxb = [s for s in m["calibration"]["sources"] if s["format"].startswith("wcxb")]
+    assert wcxb and all(s["heldout_dropped"] > 0 for s in wcxb)
 
 
 def _input_batch(texts):
@@ -193,3 +199,76 @@ def test_bad_training_input_names_the_file(tiny, tmp_path):
     with pytest.raises(InputError, match=str(html)):
         build_quality(_opts(tmp_path, pos, [f"pages:{html}"], "x"), log=lambda *a: None)
     assert not (tmp_path / "x" / "manifest.json").exists()
+
+
+# ---------------------------------------------------------------- second stage: structure features, stacker
+
+
+def test_structure_features_tell_a_menu_from_prose():
+    from refinery.models.quality_features import NAMES, features
+
+    prose = dict(zip(NAMES, features(PROSE, "en")))
+    menu = dict(zip(NAMES, features(NAV + "\nHome\nHome", "en")))
+    assert prose["short_lines"] == 0.0 and menu["short_lines"] == 1.0
+    assert prose["punct_lines"] == 1.0 and menu["punct_lines"] == 1 / 12  # "Cart (0)" ends in ")"
+    assert prose["link_like_lines"] == 0.0 and menu["link_like_lines"] == 11 / 12
+    assert menu["repeated_lines"] == pytest.approx(3 / 12)  # "Home" three times among 12 lines
+    assert prose["function_words"] > 0.3 > menu["function_words"]
+    assert menu["title_case_words"] > 0.5 > prose["title_case_words"]
+    assert features("", "en") == [0.0] * len(NAMES)
+    bullets = dict(zip(NAMES, features("- one thing\n- another thing\n3. a third\nplain line", "en")))
+    assert bullets["bullet_lines"] == 0.75
+
+
+def test_stacker_round_trip_and_bad_files(tmp_path):
+    from refinery.errors import ModelError
+    from refinery.models.quality_stack import FIRST, Stacker, fit_stacker, stack_row
+
+    texts = [PROSE, PROSE.replace(".", ""), NAV, NAV.replace("\n", " ")] * 5
+    rows = [stack_row(p, t, "en") for p, t in zip([0.9, 0.7, 0.2, 0.4] * 5, texts)]
+    st = fit_stacker(rows, [1, 1, 0, 0] * 5, l2=0.1)
+    path = tmp_path / "en.stack.json"
+    path.write_text(st.to_json(), encoding="utf-8")
+    loaded = Stacker.load(path)
+    assert loaded.names[0] == FIRST and len(loaded.weights) == len(loaded.names) + 1
+    s = loaded.scores([0.9, 0.2], [PROSE, NAV], "en")
+    assert s[0] > s[1] and all(0.0 <= x <= 1.0 for x in s)
+    obj = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(obj | {"names": obj["names"][:-1]}), encoding="utf-8")
+    with pytest.raises(ModelError, match="rebuild"):
+        Stacker.load(path)
+    path.write_text("not json", encoding="utf-8")
+    with pytest.raises(ModelError, match="not a quality stacker"):
+        Stacker.load(path)
+
+
+def test_stacked_build_is_deterministic_and_scores_as_built(tiny):
+    tmp, pos, neg = tiny
+    a, b = (dataclasses.replace(_opts(tmp, pos, neg, name), stack=True, stack_l2=0.3) for name in ("sa", "sb"))
+    ma = build_quality(a, log=lambda *x: None)
+    build_quality(b, log=lambda *x: None)
+    for f in ("en.ftz", "en.stack.json", "manifest.json"):
+        assert (a.out / f).read_bytes() == (b.out / f).read_bytes(), f
+    assert ma["files"]["stack"]["path"] == "en.stack.json" and ma["params"]["stack_l2"] == 0.3
+    m = QualityModel(a.out, "en")
+    assert m.stacker is not None and m.info["stack_sha256"] == ma["files"]["stack"]["sha256"]
+    # the recorded percentiles are of the stacked score: re-scoring the calibration rows reproduces them
+    from refinery.models.quality import percentiles, score_texts
+    from refinery.models.quality_data import read_docs
+
+    cal = read_docs("jsonl", Path(pos[0].partition(":")[2]), "en")
+    assert percentiles(m.scores([d.text for d in cal])) == ma["calibration"]["percentiles"]
+    assert m.scores([PROSE, NAV]) != score_texts(m.model, None, [PROSE, NAV], "en")  # not fastText's P(hq) alone
+
+
+def test_calibration_leaves_out_heldout_wcxb_domains(tiny):
+    from refinery.models.quality import read_calibration
+    from refinery.models.quality_data import is_heldout, read_docs
+
+    _, _, neg = tiny
+    path = Path(neg[0].partition(":")[2])
+    docs, sources = read_calibration([neg[0]], "en", 10, 30)
+    everything = read_docs("wcxb-pages", path, "en")
+    assert docs and all(not is_heldout(d, 10, 30) for d in docs)
+    assert sources[0]["heldout_dropped"] == sum(is_heldout(d, 10, 30) for d in everything) > 0
+    assert len(docs) + sources[0]["heldout_dropped"] == len(everything)

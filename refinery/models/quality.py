@@ -1,17 +1,19 @@
 """Document-quality classifiers: fastText on word bigrams, DCLM's recipe.
 
 `refinery models build-quality` trains `__label__hq` (reference prose:
-Wikipedia, books, the gold main content of real pages) against `__label__lq`
-(what Refinery's own extract stage produces from real crawl pages), quantises
-the model, then:
+Wikipedia, books) against `__label__lq` (what Refinery's own extract stage
+produces from real crawl pages), quantises the model, optionally fits a second
+stage over its score and the document's structure (`--stack`,
+quality_stack.py), then:
 
 - reports, on rows never trained on (web rows held out by domain), ROC-AUC of
   positives over negatives and, for WCXB pages of held-out domains, of each
   page's gold main content over the same page's boilerplate;
-- calibrates: the score's percentiles 0..100 over real pages (`--calibration`)
-  are stored in the manifest.  `quality_bucket` is the 5%-wide bin of a score
-  among them (0-19, as Nemotron-CC bins its ensemble) and `keep_top_fraction`
-  becomes a score threshold read off the same table.
+- calibrates: the score's percentiles 0..100 over real pages (`--calibration`;
+  WCXB pages of held-out domains are left out) are stored in the manifest.
+  `quality_bucket` is the 5%-wide bin of a score among them (0-19, as
+  Nemotron-CC bins its ensemble) and `keep_top_fraction` becomes a score
+  threshold read off the same table.
 """
 
 from __future__ import annotations
@@ -29,18 +31,17 @@ from refinery.errors import InputError
 from refinery.models.metrics import percentiles as interpolated_percentiles
 from refinery.models import file_sha256, load_fasttext, package_version
 from refinery.models.metrics import classification_report, roc_auc
+from refinery.models.quality_features import CJK_CHAR, MAX_CHARS, SENTENCE_END
+from refinery.models.quality_stack import Stacker, fit_stacker, stack_row
 from refinery.models.quality_data import EXTRACT_SETTINGS, FORMATS, PAGE_FORMATS, Doc, boilerplate, is_heldout, parse_spec, read_docs, read_page
 from refinery.models.registry import data_provenance, read_manifest, write_manifest
 
 HQ, LQ = "__label__hq", "__label__lq"
 CJK_LANGS = {"zh", "ja", "ko"}
-MAX_CHARS = 20_000  # a document is scored on its first 20k characters
 BUCKETS = 20  # 5%-wide percentile bins
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _DIGITS = re.compile(r"\d")
-_SENTENCE_END = set(".!?\"'”’:;)。！？」』）")
 
 
 def preprocess(text: str, lang: str) -> str:
@@ -56,10 +57,10 @@ def preprocess(text: str, lang: str) -> str:
         if not tokens:
             continue
         if lang in CJK_LANGS:
-            tokens = [c for tok in tokens for c in (list(tok) if _CJK.search(tok) else [tok])]
+            tokens = [c for tok in tokens for c in (list(tok) if CJK_CHAR.search(tok) else [tok])]
         n = len(line.strip())
         size = "_s_" if n < 30 else "_m_" if n < 80 else "_l_" if n < 200 else "_xl_"
-        end = "_p_" if line.rstrip()[-1:] in _SENTENCE_END else "_np_"
+        end = "_p_" if line.rstrip()[-1:] in SENTENCE_END else "_np_"
         lines.append(f"{size} {' '.join(tokens)} {end}")
     return " _nl_ ".join(lines)
 
@@ -94,6 +95,8 @@ class QualityModel:
         self.lang = lang
         self.manifest = read_manifest(directory, "quality", lang)
         self.model = load_fasttext(directory / self.manifest["files"]["fasttext"]["path"])
+        stack = self.manifest["files"].get("stack")
+        self.stacker = Stacker.load(directory / stack["path"]) if stack else None
         self.percentiles: list[float] = self.manifest["calibration"]["percentiles"]
 
     @property
@@ -101,23 +104,32 @@ class QualityModel:
         return model_info(self.manifest)
 
     def scores(self, texts: list[str]) -> list[float]:
-        """P(high quality) per text (fastText: pass a list, never a single string)."""
-        if not texts:
-            return []
-        return _p_hq(self.model, [preprocess(t, self.lang) for t in texts])
+        """P(high quality) per text (fastText: pass a list, never a single string), through the
+        second stage when the model has one."""
+        return score_texts(self.model, self.stacker, texts, self.lang)
 
     def bucket(self, score: float) -> int:
         return bucket_of(score, self.percentiles)
 
 
+def score_texts(model, stacker: Stacker | None, texts: list[str], lang: str) -> list[float]:
+    if not texts:
+        return []
+    p = _p_hq(model, [preprocess(t, lang) for t in texts])
+    return stacker.scores(p, texts, lang) if stacker else p
+
+
 def model_info(m: dict[str, Any]) -> dict[str, Any]:
     """What a commit records: the calibration counts too, since it decides every bucket."""
-    return {
+    info = {
         "name": m["name"],
         "version": m["version"],
         "sha256": m["files"]["fasttext"]["sha256"],
         "calibration_sha256": calibration_digest(m["calibration"]["percentiles"]),
     }
+    if "stack" in m["files"]:
+        info["stack_sha256"] = m["files"]["stack"]["sha256"]
+    return info
 
 
 def calibration_digest(pcts: list[float]) -> str:
@@ -157,6 +169,8 @@ class QualityBuildOptions:
     quantize: bool = True
     cutoff: int = 100_000
     keep_top_fraction: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9])
+    stack: bool = False  # second stage: logistic regression over the fastText score and structure features
+    stack_l2: float = 0.3  # chosen on validation domains (docs/models.md)
     command: str = ""
 
 
@@ -287,19 +301,19 @@ def build_quality(opts: QualityBuildOptions, log=print) -> dict[str, Any]:
     fasttext.FastText.eprint = lambda *a, **k: None
     params = dict(epoch=opts.epoch, lr=opts.lr, wordNgrams=opts.word_ngrams, dim=opts.dim, minCount=opts.min_count,
                   bucket=opts.bucket, minn=0, maxn=0, loss="softmax", thread=1, seed=0, verbose=0)  # fmt: skip
+    cutoff = opts.cutoff if opts.quantize else None
     with tempfile.TemporaryDirectory(prefix="refinery-quality-") as tmp:
-        train_file = Path(tmp) / "train.txt"
-        with open(train_file, "w", encoding="utf-8") as f:
-            for d, y in train:
-                f.write(f"{HQ if y else LQ} {preprocess(d.text, opts.lang)}\n")
-        try:
-            _train_in_fresh_process(train_file, params, opts.cutoff if opts.quantize else None, model_path)
-        except RuntimeError as err:  # fastText's "Encountered NaN": the learning rate diverged
-            raise InputError(f"fastText training failed ({err}) at --lr {opts.lr}; retry with a lower --lr") from None
+        _fit_fasttext(train, opts, params, cutoff, Path(tmp) / "train.txt", model_path)
+        stacker = None
+        stack_path = out / f"{opts.lang}.stack.json"
+        stack_path.unlink(missing_ok=True)  # a previous stacked build's file is not this model's
+        if opts.stack:
+            stack_path.write_text(_fit_stack(train, opts, params, cutoff, Path(tmp), log).to_json(), encoding="utf-8")
+            stacker = Stacker.load(stack_path)  # the rounded weights, as every later load sees them
     shipped = load_fasttext(model_path)
 
     def score(texts: list[str]) -> list[float]:
-        return _p_hq(shipped, [preprocess(t, opts.lang) for t in texts]) if texts else []
+        return score_texts(shipped, stacker, texts, opts.lang)
 
     held_pos, held_neg = parts[(1, "heldout")], parts[(0, "heldout")]
     metrics: dict[str, Any] = {}
@@ -319,7 +333,7 @@ def build_quality(opts: QualityBuildOptions, log=print) -> dict[str, Any]:
         metrics["heldout_main_vs_boilerplate"] = mvb
 
     if opts.calibration:
-        cal_docs, cal_sources = read_calibration(opts.calibration, opts.lang)
+        cal_docs, cal_sources = read_calibration(opts.calibration, opts.lang, opts.heldout_percent, opts.heldout_domains_percent)
         cal_kind = "calibration pages (extract + langid)"
     else:
         cal_docs, cal_sources = held_neg + held_pos, []
@@ -327,18 +341,22 @@ def build_quality(opts: QualityBuildOptions, log=print) -> dict[str, Any]:
     if len(cal_docs) < 20:
         raise InputError(f"calibration sample too small: {len(cal_docs)} {opts.lang} documents (need 20)")
     pcts = percentiles(score([d.text for d in cal_docs]))
-    files = {"fasttext": {"path": model_path.name, "sha256": file_sha256.__wrapped__(str(model_path)), "bytes": model_path.stat().st_size}}
-    version = hashlib.sha256((files["fasttext"]["sha256"] + calibration_digest(pcts)).encode()).hexdigest()[:12]
+    files = {"fasttext": _file_entry(model_path)}
+    if stacker:
+        files["stack"] = _file_entry(out / f"{opts.lang}.stack.json")
+    digests = "".join(f["sha256"] for f in files.values())
+    version = hashlib.sha256((digests + calibration_digest(pcts)).encode()).hexdigest()[:12]
     manifest = {
         "name": f"quality-{opts.lang}",
         "kind": "quality",
         "language": opts.lang,
         "version": version,
         "command": opts.command,
-        "model": "fastText supervised, word bigrams (DCLM recipe)" + (f", quantised (qnorm, cutoff {opts.cutoff})" if opts.quantize else ""),
+        "model": "fastText supervised, word bigrams (DCLM recipe)" + (f", quantised (qnorm, cutoff {opts.cutoff})" if opts.quantize else "")
+                 + (", then logistic regression over its logit and document-structure features (out-of-fold)" if stacker else ""),
         "labels": {"positive": HQ, "negative": LQ},
         "score": "P(__label__hq) on the document's first 20,000 characters (lower-cased, digits -> 0, line breaks as _nl_)",
-        "params": {k: v for k, v in params.items() if k != "verbose"},
+        "params": {k: v for k, v in params.items() if k != "verbose"} | ({"stack_l2": opts.stack_l2} if stacker else {}),
         "files": files,
         "training_data": sources,
         "eval_data": eval_sources,
@@ -369,18 +387,66 @@ def build_quality(opts: QualityBuildOptions, log=print) -> dict[str, Any]:
     return manifest
 
 
-def read_calibration(specs: list[str], lang: str) -> tuple[list[Doc], list[dict]]:
-    """Calibration documents: pages (HTML/WARC) through extract + langid, or FORMAT:FILE rows."""
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"path": path.name, "sha256": file_sha256.__wrapped__(str(path)), "bytes": path.stat().st_size}
+
+
+def _write_train_file(rows: list[tuple[Doc, int]], path: Path, lang: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for d, y in rows:
+            f.write(f"{HQ if y else LQ} {preprocess(d.text, lang)}\n")
+
+
+def _fit_fasttext(rows: list[tuple[Doc, int]], opts: QualityBuildOptions, params: dict, cutoff: int | None, train_file: Path, model_path: Path) -> None:
+    _write_train_file(rows, train_file, opts.lang)
+    try:
+        _train_in_fresh_process(train_file, params, cutoff, model_path)
+    except RuntimeError as err:  # fastText's "Encountered NaN": the learning rate diverged
+        raise InputError(f"fastText training failed ({err}) at --lr {opts.lr}; retry with a lower --lr") from None
+
+
+def _fold(doc: Doc) -> int:
+    """0 or 1: web rows by domain (a fold model never saw the site it scores), others by text."""
+    key = doc.domain or " ".join(doc.text.lower().split())
+    return hashlib.sha1(f"fold:{key}".encode("utf-8")).digest()[0] % 2
+
+
+def _fit_stack(rows: list[tuple[Doc, int]], opts: QualityBuildOptions, params: dict, cutoff: int | None, tmp: Path, log) -> Stacker:
+    """The second stage, on fastText scores of each training row from a model trained on the other fold."""
+    p_oof: list[float] = [0.0] * len(rows)
+    for k in (0, 1):
+        inside = [i for i, (d, _) in enumerate(rows) if _fold(d) == k]
+        others = [r for r in rows if _fold(r[0]) != k]
+        if not inside or {y for _, y in others} != {0, 1}:
+            raise InputError("--stack: too few training rows to split into two folds with both classes")
+        _fit_fasttext(others, opts, params, cutoff, tmp / f"fold{k}.txt", tmp / f"fold{k}.ftz")
+        model = load_fasttext(tmp / f"fold{k}.ftz")
+        for i, p in zip(inside, _p_hq(model, [preprocess(rows[i][0].text, opts.lang) for i in inside])):
+            p_oof[i] = p
+    matrix = [stack_row(p, d.text, opts.lang) for p, (d, _) in zip(p_oof, rows)]
+    stacker = fit_stacker(matrix, [y for _, y in rows], opts.stack_l2)
+    log(f"build-quality {opts.lang}: stack weights {dict(zip(('bias', *stacker.names), (round(float(w), 3) for w in stacker.weights)))}")
+    return stacker
+
+
+def read_calibration(specs: list[str], lang: str, heldout_percent: int = 10, heldout_domains_percent: int = 50) -> tuple[list[Doc], list[dict]]:
+    """Calibration documents: pages (HTML/WARC) through extract + langid, or FORMAT:FILE rows.
+    WCXB pages (`wcxb-pages:FILE`) of held-out domains are left out: they are where `--eval` and
+    bench/quality_bench.py measure, and their buckets must not be fitted to them."""
     docs: list[Doc] = []
     sources = []
     for spec in specs:
         fmt, _, rest = spec.partition(":")
         fmt, path = parse_spec(spec, "--calibration") if fmt in FORMATS else parse_spec(f"pages:{spec}", "--calibration")
         part = read_docs(fmt, path, lang)
+        dropped = 0
+        if fmt.startswith("wcxb"):
+            kept = [d for d in part if not is_heldout(d, heldout_percent, heldout_domains_percent)]
+            part, dropped = kept, len(part) - len(kept)
         docs.extend(part)
         first = path if path.is_file() else next(p for p in sorted(path.rglob("*")) if p.is_file())
         prov = data_provenance(first)
         if path.is_dir():
             prov |= {"path": str(path), "sha256": _dir_digest(path)}
-        sources.append(prov | {"format": fmt, "documents": len(part)})
+        sources.append(prov | {"format": fmt, "documents": len(part)} | ({"heldout_dropped": dropped} if fmt.startswith("wcxb") else {}))
     return docs, sources

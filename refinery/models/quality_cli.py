@@ -34,6 +34,9 @@ def add_build_quality_parser(msub, fn) -> None:
     bq.add_argument("--bucket", type=int, default=d["bucket"].default, help="fastText hash buckets for word n-grams")
     bq.add_argument("--cutoff", type=int, default=d["cutoff"].default, help="quantisation: words and n-grams kept")
     bq.add_argument("--no-quantize", action="store_true")
+    bq.add_argument("--stack", action="store_true",
+                    help="second stage: logistic regression over the fastText score and document-structure features")
+    bq.add_argument("--stack-l2", type=float, default=d["stack_l2"].default, help="--stack: L2 penalty on the standardised features")
     bq.set_defaults(fn=fn)
 
 
@@ -47,7 +50,7 @@ def build_quality_command(args, command: str) -> int:
         heldout_percent=args.heldout_percent, heldout_domains_percent=args.heldout_domains_percent,
         max_docs_per_input=args.max_docs_per_input, epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams,
         dim=args.dim, min_count=args.min_count, bucket=args.bucket, cutoff=args.cutoff, quantize=not args.no_quantize,
-        command=command,
+        stack=args.stack, stack_l2=args.stack_l2, command=command,
     )  # fmt: skip
     manifest = build_quality(opts)
     print(f"wrote {out} (version {manifest['version']})")

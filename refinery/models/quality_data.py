@@ -33,13 +33,15 @@ from urllib.parse import urlsplit
 
 from refinery.errors import InputError
 
-FORMATS = ("lines", "jsonl", "wcxb", "wcxb-pages", "pages", "wcxb-pages-resiliparse", "pages-resiliparse")
+FORMATS = ("lines", "jsonl", "wcxb", "wcxb-pages", "pages", "wcxb-pages-resiliparse", "pages-resiliparse",
+           "wcxb-pages-recall", "pages-recall")
 # Rows that are Refinery's own extraction of HTML, and the extract-stage options each runs:
 # trafilatura as web-en and web-multilingual run it, or the stage's resiliparse extractor
 # (more boilerplate leaks through it: FIELD_NOTES.md, 0.12 vs 0.04 leaked).
 EXTRACT_SETTINGS = {
     "wcxb-pages": {"favor_precision": True}, "pages": {"favor_precision": True},
     "wcxb-pages-resiliparse": {"extractor": "resiliparse"}, "pages-resiliparse": {"extractor": "resiliparse"},
+    "wcxb-pages-recall": {"favor_precision": False, "favor_recall": True}, "pages-recall": {"favor_precision": False, "favor_recall": True},
 }
 PAGE_FORMATS = tuple(EXTRACT_SETTINGS)
 CHUNK_CHARS = 5000  # long documents (books, long articles) are cut into ~5,000-character pieces
