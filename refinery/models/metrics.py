@@ -1,10 +1,17 @@
-"""Classifier metrics without scikit-learn: ROC-AUC (rank statistic), precision, recall."""
+"""Classifier metrics without scikit-learn: ROC-AUC (rank statistic), precision, recall; log-odds."""
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
+
+
+def logit(p: float, eps: float) -> float:
+    """log(p / (1 - p)) with p clipped to [eps, 1 - eps] (classifiers answer 0.0 and 1.00001)."""
+    p = min(1.0 - eps, max(eps, p))
+    return math.log(p / (1.0 - p))
 
 
 def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:

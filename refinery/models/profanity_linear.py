@@ -109,12 +109,9 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
 
 def export(path: Path) -> dict[str, Any]:
     """Write the installed alt-profanity-check model to `path` (.npz); returns what it was."""
-    try:
-        import importlib.util
+    import importlib.util
 
-        if importlib.util.find_spec("profanity_check") is None:
-            raise ModuleNotFoundError
-    except ModuleNotFoundError:
-        raise InputError(f"--ensemble {PACKAGE} needs the package at build time: pip install '{PACKAGE}>=1.5,<2' (deploy/setup.sh --dev installs it)") from None
+    if importlib.util.find_spec("profanity_check") is None:
+        raise InputError(f"--ensemble {PACKAGE} needs the package at build time: pip install '{PACKAGE}>=1.5,<2' (deploy/setup.sh --dev installs it)")
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_export_worker, str(path)).result()

@@ -15,20 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from refinery.errors import ModelError
+from refinery.models.metrics import logit
 from refinery.models.quality_features import NAMES, features
 
 FIRST = "fasttext_logit"
 EPS = 1e-4  # fastText probabilities are clipped to [EPS, 1 - EPS] before the logit
 
 
-def logit(p: float) -> float:
-    p = min(1.0 - EPS, max(EPS, p))
-    return math.log(p / (1.0 - p))
-
-
 def stack_row(p_fasttext: float, text: str, lang: str) -> list[float]:
     """The second stage's inputs: the fastText logit, then the structure features."""
-    return [logit(p_fasttext), *features(text, lang)]
+    return [logit(p_fasttext, EPS), *features(text, lang)]
 
 
 @dataclass(frozen=True)

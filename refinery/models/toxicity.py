@@ -16,8 +16,8 @@ import gzip
 import hashlib
 import html
 import json
-import re
 import math
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from refinery.errors import InputError
 from refinery.models import file_sha256, load_fasttext, package_version
-from refinery.models.metrics import classification_report
+from refinery.models.metrics import classification_report, logit
 from refinery.models.registry import data_provenance, read_manifest, write_manifest
 
 DATA_FORMATS = ("davidson", "olid", "cold", "jsonl", "clean-lines", "clean-wikitext", "clean-jsonl")
@@ -173,6 +173,21 @@ def split_rows(rows: Iterable[tuple[str, int]], percent: int) -> tuple[list, lis
 # ---------------------------------------------------------------- scoring
 
 
+class Scorer:
+    """P(toxic) from a fastText model, with the ensemble's linear member if any: the shipped
+    model (ToxicityModel) and the models the build trains score through the same code."""
+
+    def __init__(self, model, lang: str, linear=None) -> None:
+        self.model, self.lang, self.linear = model, lang, linear
+
+    def __call__(self, texts: list[str]) -> list[float]:
+        scores = self.fasttext_only(texts)
+        return mean_log_odds(scores, self.linear.scores(texts)) if self.linear is not None else scores
+
+    def fasttext_only(self, texts: list[str]) -> list[float]:
+        return _p_toxic(self.model, [preprocess(t, self.lang) for t in texts])
+
+
 class ToxicityModel:
     def __init__(self, directory: Path, lang: str) -> None:
         self.directory = directory
@@ -185,6 +200,7 @@ class ToxicityModel:
             from refinery.models.profanity_linear import LinearProfanityModel
 
             self.linear = LinearProfanityModel(directory / files["profanity_linear"]["path"])
+        self.scorer = Scorer(self.model, lang, self.linear)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -195,25 +211,16 @@ class ToxicityModel:
         """Probability of toxic for each text (fastText: pass a list, never a single string)."""
         if not texts:
             return []
-        scores = self.fasttext_scores(texts)
-        if self.linear is not None:
-            scores = mean_log_odds(scores, self.linear.scores(texts))
-        return [min(1.0, max(0.0, p)) for p in scores]
-
+        return [min(1.0, max(0.0, p)) for p in self.scorer(texts)]
 
     def fasttext_scores(self, texts: list[str]) -> list[float]:
         """The fastText member alone (the whole model when there is no ensemble)."""
-        return _p_toxic(self.model, [preprocess(t, self.lang) for t in texts]) if texts else []
-
-
-def _logit(p: float) -> float:
-    p = min(1.0 - 1e-6, max(1e-6, p))
-    return math.log(p / (1.0 - p))
+        return self.scorer.fasttext_only(texts) if texts else []
 
 
 def mean_log_odds(a: list[float], b: list[float]) -> list[float]:
     """The ensemble's probability: the sigmoid of the two members' mean log-odds (0.5 stays 0.5)."""
-    return [1.0 / (1.0 + math.exp(-(_logit(x) + _logit(y)) / 2)) for x, y in zip(a, b)]
+    return [1.0 / (1.0 + math.exp(-(logit(x, 1e-6) + logit(y, 1e-6)) / 2)) for x, y in zip(a, b)]
 
 
 # ---------------------------------------------------------------- building
@@ -367,20 +374,6 @@ def train_fasttext(rows: list[tuple[str, int]], lang: str, params: dict[str, Any
 def training_rows(parts: list[tuple[str, list[tuple[str, int]]]], balance_rows: int) -> list[tuple[str, int]]:
     """The rows a model is trained on: every source's rows, or a balanced sample of them."""
     return balance(parts, balance_rows) if balance_rows else [r for _, rows in parts for r in rows]
-
-
-class Scorer:
-    """P(toxic) of a freshly trained fastText model, with the ensemble's linear member if any."""
-
-    def __init__(self, model, lang: str, linear=None) -> None:
-        self.model, self.lang, self.linear = model, lang, linear
-
-    def __call__(self, texts: list[str]) -> list[float]:
-        scores = _p_toxic(self.model, [preprocess(t, self.lang) for t in texts])
-        return mean_log_odds(scores, self.linear.scores(texts)) if self.linear is not None else scores
-
-    def fasttext_only(self, texts: list[str]) -> list[float]:
-        return _p_toxic(self.model, [preprocess(t, self.lang) for t in texts])
 
 
 def leave_one_source_out(sources: list[Source], exclude_texts: set[str], lang: str, params: dict[str, Any],
