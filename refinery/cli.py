@@ -266,7 +266,8 @@ def cmd_models_build_extractor(args) -> int:
     from refinery.extractor.train import build
 
     out = Path(args.out) if args.out else DEFAULT_DIR
-    manifest = build(Path(args.wcxb), out, _command_line(args), l2=args.l2, hidden=args.hidden)
+    manifest = build(Path(args.wcxb), out, _command_line(args), l2=args.l2, trees=args.trees, depth=args.depth,
+                     learning_rate=args.learning_rate)
     print(f"wrote {out} (version {manifest['version']}, tune F1 {manifest['metrics']['tune_f1']})")
     return 0
 
@@ -425,8 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
     be = msub.add_parser("build-extractor", help="train the main-content block classifier of `extract: {extractor: refinery}`")
     be.add_argument("--wcxb", required=True, help="WCXB dev folder (ground_truth.jsonl.gz, html/); split by domain")
     be.add_argument("--out", default=None, help="model directory (default: refinery/models/default/extractor)")
-    be.add_argument("--l2", type=float, default=1e-4, help="L2 penalty of both passes")
-    be.add_argument("--hidden", type=int, default=0, help="pass 2 as a tanh MLP of this many units (0: logistic regression)")
+    be.add_argument("--l2", type=float, default=1e-4, help="L2 penalty of pass 1 (logistic regression)")
+    be.add_argument("--trees", type=int, default=150, help="pass 2: number of boosted trees")
+    be.add_argument("--depth", type=int, default=5, help="pass 2: maximum tree depth")
+    be.add_argument("--learning-rate", type=float, default=0.1, help="pass 2: boosting learning rate")
     be.set_defaults(fn=cmd_models_build_extractor)
 
 

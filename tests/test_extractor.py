@@ -8,7 +8,7 @@ from conftest import shared
 from test_stages import ARTICLE, input_batch, make_stage
 from refinery.errors import ModelError
 from refinery.extractor import data as D
-from refinery.extractor.blocks import TooComplex, page_blocks
+from refinery.extractor.blocks import TooComplex, segment
 from refinery.extractor.model import DEFAULT_DIR, MODEL_FILE, ExtractorModel, load_extractor
 from refinery.extractor.train import label_blocks
 from refinery.stages.extract import ExtractStage
@@ -22,7 +22,12 @@ STRUCTURED = """<html><head><title>t</title><style>p{}</style></head><body>
     return x</pre><script>var x = "never text";</script></article></body></html>"""
 
 
+def page_blocks(html: str, max_elements: int | None = None):
+    return segment(html, max_elements).blocks
+
+
 def test_blocks_keep_headings_lists_tables_code_and_line_breaks():
+    assert segment(STRUCTURED).title == "t"
     texts = [b.text for b in page_blocks(STRUCTURED)]
     assert texts[:2] == ["Home", "About"]
     assert "Fixing the harbour" in texts
@@ -102,19 +107,41 @@ def test_deep_dom_needs_no_recursion():
     assert isinstance(load_extractor().extract(deep), str)
 
 
-def test_mlp_pass2_learns_what_a_linear_pass_cannot():
-    """`--hidden N` (pass 2 as a tanh MLP): XOR of two features, which no logistic regression separates."""
+def test_pass2_trees_score_as_scikit_learn_does_and_learn_what_a_linear_pass_cannot():
+    """Pass 2's numpy tree walk equals HistGradientBoostingClassifier's own probabilities (before and
+    after the JSON round trip), and fits XOR of two features, which no logistic regression separates."""
+    import json
+
     import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
     from refinery.extractor.model import _sigmoid
-    from refinery.extractor.train import fit_logistic, fit_mlp
+    from refinery.extractor.train import fit_logistic
+    from refinery.extractor.trees import Trees, from_sklearn
 
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, 2, 400), rng.integers(0, 2, 400)
-    Z = np.column_stack([np.ones(400), a - 0.5, b - 0.5])
+    Z = np.column_stack([np.ones(400), a - 0.5 + rng.normal(0, 0.1, 400), b - 0.5, rng.normal(0, 1, 400)])
     y = (a ^ b).astype(float)
-    w = np.ones(400)
-    W, v = fit_mlp(Z, y, w, hidden=4, l2=1e-6)
-    acc_mlp = ((_sigmoid(np.tanh(Z @ W) @ v[1:] + v[0]) >= 0.5) == y).mean()
-    acc_lr = ((_sigmoid(Z @ fit_logistic(Z, y, w, np.zeros(3))) >= 0.5) == y).mean()
-    assert acc_mlp == 1.0 and acc_lr < 0.8
+    g = HistGradientBoostingClassifier(max_iter=30, max_depth=3, random_state=0, early_stopping=False).fit(Z, y)
+    trees = from_sklearn(g)
+    again = Trees.from_doc(json.loads(json.dumps(trees.to_doc())), Z.shape[1])
+    expected = g.predict_proba(Z)[:, 1]
+    assert np.abs(_sigmoid(trees.logit(Z)) - expected).max() < 1e-12
+    assert np.abs(_sigmoid(again.logit(Z)) - expected).max() < 1e-5  # leaf values kept to 6 digits
+    assert ((_sigmoid(trees.logit(Z)) >= 0.5) == y).mean() == 1.0
+    acc_lr = ((_sigmoid(Z @ fit_logistic(Z, y, np.ones(400), np.zeros(4))) >= 0.5) == y).mean()
+    assert acc_lr < 0.8
+    assert trees.logit(np.zeros((0, 4))).shape == (0,)
+
+
+def test_tree_arrays_out_of_bounds_are_a_clear_error():
+    from refinery.extractor.trees import Trees
+
+    doc = {"n_trees": 1, "nodes_per_tree": 3, "depth": 1, "base": 0.0, "feature": [7, 0, 0],
+           "threshold": [0.5, None, None], "left": [1, 1, 2], "right": [2, 1, 2], "value": [0, -1, 1]}
+    assert Trees.from_doc(doc, 8).logit(__import__("numpy").zeros((2, 8))).tolist() == [-1.0, -1.0]
+    with pytest.raises(ValueError, match="outside"):
+        Trees.from_doc(doc, 4)
+    with pytest.raises(ValueError, match="nodes"):
+        Trees.from_doc({**doc, "value": [0, 1]}, 8)

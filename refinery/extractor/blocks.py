@@ -55,7 +55,7 @@ class Frame:
     """
 
     __slots__ = ("tag", "depth", "parent", "node", "_attrs", "landmarks", "index", "chars", "link_chars", "blocks",
-                 "_near", "_anc", "score", "anc_score")
+                 "_near", "_anc", "score", "anc_score", "sums")
 
     def __init__(self, tag: str, node, parent: "Frame | None", index: int) -> None:
         self.tag = tag
@@ -70,6 +70,7 @@ class Frame:
         self._anc: tuple[int, ...] | None = None
         self.score: float | None = None  # the model's sparse score, memoised per frame
         self.anc_score: float | None = None  # the model's score of `anc`, memoised per frame
+        self.sums: tuple[float, float, float] | None = None  # the model's weight sums of this element's features
 
     @property
     def attrs(self) -> str:
@@ -142,8 +143,16 @@ def _clean(parts: list[str], pre: bool) -> str:
     return text.strip()
 
 
-def page_blocks(html: str, max_elements: int | None = None) -> list[Block]:
-    """Segment `html` into text blocks (document order).  Raises TooComplex over `max_elements`.
+@dataclass
+class Segmented:
+    """A page as the classifier sees it: its text blocks in document order and its `<title>` text."""
+
+    blocks: list[Block]
+    title: str
+
+
+def segment(html: str, max_elements: int | None = None) -> Segmented:
+    """Segment `html` into text blocks and read its title.  Raises TooComplex over `max_elements`.
 
     One flat pre-order traversal (lexbor's own iterator, no Python recursion, so no depth limit
     either): each node's context (its block frame, inside a link or code) is looked up by its
@@ -151,10 +160,12 @@ def page_blocks(html: str, max_elements: int | None = None) -> list[Block]:
     another frame.
     """
     tree = LexborHTMLParser(html)
+    title_node = tree.css_first("title")
+    title = title_node.text(deep=True, strip=True) if title_node is not None else ""
     tree.strip_tags(STRIP_TAGS)  # in C, before the Python walk
     root = tree.body or tree.root
     if root is None:
-        return []
+        return Segmented([], title)
     blocks: list[Block] = []
     top = Frame(root.tag or "body", root, None, 0)
     frames: list[Frame] = [top]
@@ -246,4 +257,4 @@ def page_blocks(html: str, max_elements: int | None = None) -> list[Block]:
             p.chars += f.chars
             p.link_chars += f.link_chars
             p.blocks += f.blocks
-    return blocks
+    return Segmented(blocks, title)

@@ -37,6 +37,8 @@ N_DENSE = len(DENSE_NAMES)
 STACK_NAMES = ["p_logit", "p_prev", "p_next", "p_window", "p_frame", "p_parent", "p_grandparent", "p_page",
                "p_frame_max", "p_run"]
 N_STACK = len(STACK_NAMES)
+CONTEXT_NAMES = ["title_overlap", "frame_repeats", "parent_repeats", "grandparent_repeats", "has_title"]
+N_CONTEXT = len(CONTEXT_NAMES)
 
 
 def dense_features(blocks: list[Block]) -> np.ndarray:
@@ -175,3 +177,38 @@ def stack_features(p: np.ndarray, blocks: list[Block], ids: np.ndarray) -> np.nd
         i = j
     S[:, 9] = run
     return S
+
+
+def context_features(blocks: list[Block], title: str, ids: np.ndarray) -> np.ndarray:
+    """(n, N_CONTEXT): how much of the block the page title shares (headings and lead paragraphs echo it),
+    and how many elements of the page look like the block's frame, parent and grandparent (same tag and
+    class/id), log-scaled: posts, comments and listing items come as repeated containers, and whether
+    such a run is content or a menu is for the trees to learn from it together with the link density.
+    `ids` is `frame_ids(blocks)`."""
+    n = len(blocks)
+    out = np.zeros((n, N_CONTEXT))
+    if n == 0:
+        return out
+    title_words = set(_WORD.findall(title.lower()))
+    if title_words:
+        findall = _WORD.findall
+        for j, b in enumerate(blocks):
+            words = findall(b.text[:300].lower())
+            if words:
+                out[j, 0] = sum(w in title_words for w in words) / len(words)
+        out[:, 4] = 1.0
+    frames: dict[int, object] = {}
+    for b in blocks:
+        f = b.frame
+        for _ in range(3):
+            frames[f.index] = f
+            f = f.parent or f
+    look_of: dict[tuple[str, str], int] = {}
+    look = np.zeros(max(frames) + 1, dtype=np.int64)
+    for index, f in frames.items():
+        look[index] = look_of.setdefault((f.tag, f.attrs), len(look_of))
+    for level in range(3):
+        distinct = np.unique(ids[:, level])  # the distinct elements at this level above the page's blocks
+        per_look = np.bincount(look[distinct], minlength=len(look_of))
+        out[:, 1 + level] = np.log(per_look[look[ids[:, level]]])
+    return out

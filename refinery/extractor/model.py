@@ -1,8 +1,9 @@
-"""The shipped main-content classifier: two logistic regressions (pass 1 on block features with hashed
-class/id tokens, pass 2 stacked on pass 1's scores of neighbours and containers) and a threshold.
+"""The shipped main-content classifier: pass 1, a logistic regression on block features with hashed
+class/id tokens; pass 2, gradient-boosted trees on those features, pass 1's scores of the neighbours and
+containers, and the page context (title overlap, repeated containers); and a threshold.
 
-Stored as JSON (weights rounded to 6 significant digits) so that a rebuild is byte-identical and the
-file diffs readably; it is a few hundred KB and loads in milliseconds.
+Stored as JSON (weights rounded to 6 significant digits, tree thresholds exact) so that a rebuild is
+byte-identical and the file diffs readably; it is a few hundred KB and loads in milliseconds.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from refinery.errors import ModelError
-from refinery.extractor.blocks import HASH_SIZE, Block, _own_features, bucket, page_blocks
-from refinery.extractor.features import N_DENSE, N_STACK, dense_features, frame_ids, lexical_ids, stack_features
+from refinery.extractor.blocks import HASH_SIZE, Block, _own_features, bucket, segment
+from refinery.extractor.features import (
+    N_CONTEXT, N_DENSE, N_STACK, context_features, dense_features, frame_ids, lexical_ids, stack_features,
+)
+from refinery.extractor.trees import Trees
 from refinery.models.registry import DEFAULT_ROOT
 
 MODEL_FILE = "extractor.json"
 DEFAULT_DIR = DEFAULT_ROOT / "extractor"
-FORMAT = "refinery-extractor/1"
+FORMAT = "refinery-extractor/2"
+N_PASS2 = N_DENSE + N_STACK + N_CONTEXT
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -31,9 +36,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 class ExtractorModel:
     w1_dense: np.ndarray  # (N_DENSE,)
     w1_sparse: np.ndarray  # (HASH_SIZE,)
-    w2: np.ndarray  # (N_DENSE + N_STACK,): pass 2 logistic regression, or the MLP's output layer (HIDDEN + 1)
+    pass2: Trees  # over N_PASS2 features: dense, stacked pass-1 scores, page context
     threshold: float
-    mlp: np.ndarray | None = None  # pass 2 as a tiny MLP: (N_DENSE + N_STACK, HIDDEN) tanh layer (first row: bias)
 
     def __post_init__(self) -> None:
         self._ws = self.w1_sparse.tolist()  # Python floats: summing a few of them beats numpy indexing
@@ -41,7 +45,10 @@ class ExtractorModel:
         self._pair_cache: dict[tuple[str, str], float] = {}
 
     def _sums(self, f) -> tuple[float, float, float]:
-        """Model weight sums of an element's own, as-parent and ancestor features, memoised per (tag, attributes)."""
+        """Model weight sums of an element's own, as-parent and ancestor features, memoised per element and
+        per (tag, attributes)."""
+        if f.sums is not None:
+            return f.sums
         key = (f.tag, f.attrs)
         sums = self._own_cache.get(key)
         if sums is None:
@@ -51,6 +58,7 @@ class ExtractorModel:
             if len(self._own_cache) > 200_000:
                 self._own_cache.clear()
             self._own_cache[key] = sums
+        f.sums = sums
         return sums
 
     def _pair(self, parent_tag: str, tag: str) -> float:
@@ -86,26 +94,22 @@ class ExtractorModel:
                             dtype=np.float64, count=len(blocks))
         return _sigmoid(X @ self.w1_dense + extra)
 
-    def scores(self, blocks: list[Block]) -> np.ndarray:
+    def scores(self, blocks: list[Block], title: str) -> np.ndarray:
         if not blocks:
             return np.zeros(0)
         X = dense_features(blocks)
         p1 = self.pass1(blocks, X)
-        S = stack_features(p1, blocks, frame_ids(blocks))
-        return self.pass2(np.hstack([X, S]))
-
-    def pass2(self, Z: np.ndarray) -> np.ndarray:
-        if self.mlp is None:
-            return _sigmoid(Z @ self.w2)
-        H = np.tanh(Z @ self.mlp)
-        return _sigmoid(H @ self.w2[1:] + self.w2[0])
+        ids = frame_ids(blocks)
+        S = stack_features(p1, blocks, ids)
+        return _sigmoid(self.pass2.logit(np.hstack([X, S, context_features(blocks, title, ids)])))
 
     def extract(self, html: str, max_elements: int | None = None) -> str:
         """Main text of `html`: kept blocks in document order, one per line."""
-        blocks = page_blocks(html, max_elements)
+        page = segment(html, max_elements)
+        blocks = page.blocks
         if not blocks:
             return ""
-        keep = self.scores(blocks) >= self.threshold
+        keep = self.scores(blocks, page.title) >= self.threshold
         return "\n".join(b.text for b, k in zip(blocks, keep) if k)
 
     def to_json(self) -> str:
@@ -119,10 +123,8 @@ class ExtractorModel:
             "threshold": float(f"{self.threshold:.6g}"),
             "w1_dense": r(self.w1_dense),
             "w1_sparse": {str(int(i)): v for i, v in zip(nz, r(self.w1_sparse[nz]))},
-            "w2": r(self.w2),
+            "pass2_trees": self.pass2.to_doc(),
         }
-        if self.mlp is not None:
-            doc["mlp"] = [r(row) for row in self.mlp]
         return json.dumps(doc, separators=(",", ":")) + "\n"
 
     @classmethod
@@ -132,16 +134,12 @@ class ExtractorModel:
             if doc.get("format") != FORMAT or doc.get("hash_size") != HASH_SIZE:
                 raise ValueError(f"format {doc.get('format')!r}/{doc.get('hash_size')}, expected {FORMAT}/{HASH_SIZE}")
             w1d = np.asarray(doc["w1_dense"], dtype=np.float64)
-            w2 = np.asarray(doc["w2"], dtype=np.float64)
-            mlp = np.asarray(doc["mlp"], dtype=np.float64) if "mlp" in doc else None
-            n_in = N_DENSE + N_STACK
-            ok = w2.shape == (n_in,) if mlp is None else (mlp.shape[0] == n_in and w2.shape == (mlp.shape[1] + 1,))
-            if w1d.shape != (N_DENSE,) or not ok:
+            if w1d.shape != (N_DENSE,):
                 raise ValueError("feature count differs from this code's; rebuild the model")
             ws = np.zeros(HASH_SIZE)
             for k, v in doc["w1_sparse"].items():
                 ws[int(k)] = v
-            return cls(w1d, ws, w2, float(doc["threshold"]), mlp)
+            return cls(w1d, ws, Trees.from_doc(doc["pass2_trees"], N_PASS2), float(doc["threshold"]))
         except (ValueError, KeyError, TypeError) as err:
             raise ModelError(f"{source}: unreadable extractor model ({err}); rebuild it with "
                              "`refinery models build-extractor` (deploy/build-default-models.sh)") from err
