@@ -365,3 +365,46 @@ def test_more_languages_have_phone_regions():
         assert region in DEFAULT_PHONE_REGIONS[lang]
     stage = stage_with()
     assert stage.regions("th") == ("TH", "US", "GB") and stage.regions("xx") == ("US", "GB")
+
+
+# Shapes added after the fresh-2 rows were read (bench/README.md): ranges, citations, decimals,
+# quantities, ISBNs and versions that reached the matcher as valid national numbers.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FCK (2009-2010) og FCN (2011-2012). Den",
+        "Alain de Lille ( 1128 – 1202/1203) was a theologian",
+        "William Kent(1685 – 1745)、查尔斯",
+        "Toxicology）,48 (2010) 658–667》资料",
+        "国际标准书号 3-937975-00-4Creer",
+        "ISBN-13 978-4-02-213028-0 に",
+        "truth (DDC 2.40.60-2.42.63). Third",
+        "broadcasts on 97.6-96.7-102.8 FM",
+        "aproximadamente 1 160 000 000 millas cuadradas, 734 000 000 millas",
+        "both Chrome 144.0.7559.133 and Edge 144.0.3719.104 on Windows 11",
+    ],
+)
+def test_ranges_citations_quantities_isbns_versions_are_no_phone_numbers(text):
+    for lang, regions in ALL_REGIONS.items():
+        found = [text[s.start : s.end] for s in find_pii(text, ("phone",), regions)]
+        assert found == [], (lang, found)
+
+
+def test_a_four_group_number_passing_the_isbn_check_is_still_a_number():
+    # 044 826 76 75 has a valid ISBN-10 check digit: only hyphenated groups are read as an ISBN.
+    text = "Tel.: 044 826 76 75 | Mo-Fr 10-18:30"
+    assert [text[s.start : s.end] for s in find_pii(text, ("phone",), ("CH",))] == ["044 826 76 75"]
+
+
+@pytest.mark.parametrize(
+    "text, lang, number",
+    [
+        ("Тэлефоны: 8(0176) 74-96-83, або", "be", "8(0176) 74-96-83"),
+        ("Գովազդի համար զանգահարել 099 999 409 «", "hy", "099 999 409"),
+        ("Loko mi lava swikhongelo Prayerline: 060 498 8089.", "ts", "060 498 8089"),
+        ("pacientu pieteikšana – tālr. 64202543, mob.", "lv", "64202543"),
+    ],
+)
+def test_numbers_of_the_regions_added_for_more_languages(text, lang, number):
+    stage = stage_with()
+    assert [text[s.start : s.end] for s in find_pii(text, ("phone",), stage.regions(lang))] == [number]

@@ -297,13 +297,55 @@ def _has_letter(span: str) -> bool:
     return any(ch.isalpha() for ch in core)
 
 
+# Added after the fresh-2 rows were read (bench/README.md): ranges of years, pages and sections,
+# decimals, quantities and ISBNs that libphonenumber also took for numbers.
+_YEAR_PAIR = re.compile(r"(?<!\d)(1\d{3}|20\d\d)\s?[-–—/]\s?(1\d{3}|20\d\d)(?!\d)")  # 1128 – 1202, 2011-2012
+_DASH_RANGE = re.compile(r"(?<!\d)(\d{1,6})\s?[–—]\s?(\d{1,6})(?!\d)")  # 658–667: the en/em dash of a typeset range
+_YEAR_IN_PARENS = re.compile(r"^[(（]\s?(?:1[5-9]|20)\d\d\s?[)）]")  # (2010) 658–667: a citation's year
+_ONE_DIGIT_FRACTION = re.compile(r"(?<![\d.])\d{1,3}\.\d(?![\d.])")  # 97.6-96.7: decimals (phone groups have 2+ digits)
+_SECTION_RANGE = re.compile(r"\d+(?:\.\d+){2,}\s?[-–—]\s?\d+(?:\.\d+)+")  # 2.40.60-2.42.63
+_VERSION_GROUP = re.compile(r"\d\.\d\.")  # 144.0.7559.133: a one-digit inner group of a dotted chain is a version
+_ROUND_QUANTITY = re.compile(r"\d{1,3}(?:[ \u00a0\u202f.]\d{3})*[ \u00a0\u202f.]000")  # 734 000 000, 1.900.000
+
+
+def _isbn(span: str) -> bool:
+    """An ISBN-10 or ISBN-13 printed in its hyphenated groups (3-937975-00-4, 978-4-02-213028-0) with a valid
+    check digit (not space-separated: 1 in 11 phone numbers in four groups, 044 826 76 75, would pass)."""
+    groups = span.split("-")
+    digits = "".join(groups)
+    if len(groups) == 4 and len(digits) == 10 and digits[:9].isdigit() and (digits[9].isdigit() or digits[9] in "Xx"):
+        total = sum((10 - i) * int(d) for i, d in enumerate(digits[:9])) + (10 if digits[9] in "Xx" else int(digits[9]))
+        return total % 11 == 0
+    if len(groups) == 5 and len(digits) == 13 and digits.isdigit() and digits[:3] in ("978", "979"):
+        return sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits)) % 10 == 0
+    return False
+
+
+def _range(span: str) -> bool:
+    for pattern in (_YEAR_PAIR, _DASH_RANGE):
+        for m in pattern.finditer(span):
+            a, b = int(m.group(1)), int(m.group(2))
+            if pattern is _YEAR_PAIR and a <= b <= a + 150:
+                return True
+            if pattern is _DASH_RANGE and a <= b and len(m.group(2)) <= len(m.group(1)):
+                return True
+    return False
+
+
 def _date_or_time(span: str) -> bool:
-    return bool(_DATE_ANYWHERE.search(span) or _TIME_RANGE.search(span) or _YEARS_ONLY.fullmatch(span))
+    inner = span.strip("()（） ")  # `(2011-2012`: the shapes are judged without the brackets round them
+    return bool(
+        _DATE_ANYWHERE.search(span) or _TIME_RANGE.search(span) or _YEARS_ONLY.fullmatch(inner)
+        or _range(span) or _YEAR_IN_PARENS.match(span) or _ONE_DIGIT_FRACTION.search(span)
+        or _SECTION_RANGE.search(span) or _VERSION_GROUP.search(span) or _ROUND_QUANTITY.fullmatch(inner) or _isbn(inner)
+    )
 
 
 _PHONE_WORD = re.compile(
     r"(?:\b(?:tel|telephone|phone|fax|call|mobile|mob|cell|telefon|telefono|teléfono|téléphone|tél|handy|hotline|"
-    r"whatsapp|telefax|fon|fone|tlf|puhelin|telefone|telefoon|telefonu?|тел|телефон|факс)|\b[tfm]\s?[:.]|☎|📞|"
+    r"whatsapp|telefax|fon|fone|tlf|puhelin|telefone|telefoon|telefonu?|тел|телефон|факс|"
+    r"puh|tfn|tālr|tālrunis|telf|telp|telepon|điện thoại|sđt|đt|τηλ|τηλέφωνο|тэл|тэлефон|тэлефоны|телефони|"
+    r"հեռ|հեռախոս|ტელ|טל|טלפון|هاتف|تلفون|جوال|تلفن|फोन|फ़ोन|दूरभाष)|\b[tfm]\s?[:.]|☎|📞|"
     r"โทร|电话|電話|手机|手機|传真|傳真|联系电话|携帯|전화|팩스)\W{0,4}$",
     re.IGNORECASE,
 )
@@ -329,7 +371,7 @@ def _plausible_phone(text: str, start: int, end: int) -> bool:
     if (prev in _TIMES and prev2.isdigit()) or (nxt in _TIMES and nxt2.isdigit()) or (nxt in ".," and nxt2.isdigit()):
         return False  # a factor of `20*2000*80000`, a decimal or thousands group continuing past the match
     before = text[max(0, start - 30) : start]
-    if _ID_BEFORE.search(before) or _VERSION_WORD.search(before) or _DOTTED_QUAD.search(span) or span.count("/") > 1:
+    if _ID_BEFORE.search(before) or _VERSION_WORD.search(before) or _VERSION_BEFORE.search(before) or _DOTTED_QUAD.search(span) or span.count("/") > 1:
         return False
     if _date_or_time(span):
         return False  # a date, date-time, time range or run of years anywhere in the match
