@@ -5,7 +5,8 @@ labels); the detector is the one the `pii` stage runs, with web-en's options.
 `tune` is the set the detection rules were written against, `held-out` the
 sets labelled and (for phone and IP) partly looked at while rules were revised, `fresh-1`
 crawls whose phone errors informed the 2026-12-02 date/time rules, `fresh-2` text labelled
-only after those rules were fixed (bench/README.md).  Also prints the stage's speed (documents and MB per
+only after those rules were fixed (its errors then informed a second round), `fresh-3` text
+labelled after that round and never tuned on (bench/README.md).  Also prints the stage's speed (documents and MB per
 CPU-second, on the held-out pages).
 
     .venv/bin/python bench/pii_accuracy.py [--limit N] [--errors]
@@ -135,7 +136,7 @@ def main() -> None:
             rows.append((split, kind, gold_n[split, kind], t, f, n, prec, rec, reviewed[split, kind]))
     print(f"pages: {dict(n_pages)} (tune: boilerplate_snippets; held-out: wcxb_dev, article_benchmark; "
           "fresh-1: the dolma wget, Common Crawl and whirlwind WARCs; fresh-2: ClueWeb09-ja pages, Leipzig sentences, "
-          "Wikipedia, Civil Comments)")
+          "Wikipedia, Civil Comments; fresh-3: other Wikipedia articles, Gutenberg books, forum/tweet/Weibo sets, benchmark items)")
     print(table(rows, ("split", "kind", "gold", "TP", "FP", "FN", "precision", "recall", "reviewed")))
     print("reviewed as not PII: " + ", ".join(f"{sp} {reviewed[sp, 'none']}" for sp in SPLITS))
     rng = random.Random(17)
