@@ -3,8 +3,10 @@
 The set is rebuilt from ../shared/data (bench/pii_labelset.py explains the
 labels); the detector is the one the `pii` stage runs, with web-en's options.
 `tune` is the set the detection rules were written against, `held-out` the
-sets labelled and (for phone and IP) partly looked at while rules were revised, `fresh`
-crawls never looked at while writing rules (bench/README.md).  Also prints the stage's speed (documents and MB per
+sets labelled and (for phone and IP) partly looked at while rules were revised, `fresh-1`
+crawls whose phone errors informed the 2026-12-02 date/time rules, `fresh-2` text labelled
+only after those rules were fixed (its errors then informed a second round), `fresh-3` text
+labelled after that round and never tuned on (bench/README.md).  Also prints the stage's speed (documents and MB per
 CPU-second, on the held-out pages).
 
     .venv/bin/python bench/pii_accuracy.py [--limit N] [--errors]
@@ -23,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import shared, table  # noqa: E402
 from pii_planted import FORMATS_NOTE, plant  # noqa: E402
-from pii_labelset import SOURCES, candidates, label_page, load_reviews, luhn, pages, rule_label, span_key  # noqa: E402
+from pii_labelset import SOURCES, SPLITS, candidates, label_page, load_reviews, luhn, pages, rule_label, span_key  # noqa: E402
 
 from refinery.pii.detect import KINDS, find_pii  # noqa: E402
 from refinery.pipelines import resolve  # noqa: E402
@@ -43,7 +45,7 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=0, help="also print this many random true positives per kind")
     args = ap.parse_args()
     for rel, _ in SOURCES.values():
-        shared(rel.split("/")[0])
+        shared(rel.removeprefix("text:").split("/")[0])
     spec = resolve("web-en").stage("pii")
     if spec is None:
         sys.exit("web-en has no pii stage")
@@ -126,16 +128,17 @@ def main() -> None:
             for line in rng.sample(items, min(args.sample, len(items))):
                 print(f"TP {kind:11} {line}")
     rows = []
-    for split in ("tune", "held-out", "fresh"):
+    for split in SPLITS:
         for kind in KINDS:
             t, f, n = tp[split, kind], fp[split, kind], fn[split, kind]
             prec = t / (t + f) if t + f else float("nan")
             rec = t / (t + n) if t + n else float("nan")
             rows.append((split, kind, gold_n[split, kind], t, f, n, prec, rec, reviewed[split, kind]))
     print(f"pages: {dict(n_pages)} (tune: boilerplate_snippets; held-out: wcxb_dev, article_benchmark; "
-          "fresh: the dolma wget, Common Crawl and whirlwind WARCs)")
+          "fresh-1: the dolma wget, Common Crawl and whirlwind WARCs; fresh-2: ClueWeb09-ja pages, Leipzig sentences, "
+          "Wikipedia, Civil Comments; fresh-3: other Wikipedia articles, Gutenberg books, forum/tweet/Weibo sets, benchmark items)")
     print(table(rows, ("split", "kind", "gold", "TP", "FP", "FN", "precision", "recall", "reviewed")))
-    print(f"reviewed as not PII: tune {reviewed['tune', 'none']}, held-out {reviewed['held-out', 'none']}")
+    print("reviewed as not PII: " + ", ".join(f"{sp} {reviewed[sp, 'none']}" for sp in SPLITS))
     rng = random.Random(17)
     found_n: Counter = Counter()
     planted_n: Counter = Counter()

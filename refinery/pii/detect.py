@@ -252,7 +252,7 @@ _PHONE_HINT = re.compile(r"\d(?:[\d \t().\-/]{5,})\d")  # at least 7 characters 
 # libphonenumber's VALID leniency still accepts many a German date (03.11.2019 is a valid DE number) or
 # range: national-format matches (no +country code) must also pass these checks.
 _DATE = re.compile(
-    r"\(?\d{1,4}\.?\s?[./-]\s?\d{1,2}\.?\s?[./-]\s?\d{2,4}(?!\d)|\(?\d{1,2}\.\d{1,2}\.(?!\d)|\d{1,2}\s?/\s?(?:19|20)\d{2}(?!\d)"
+    r"\(?\d{1,4}\.?\s?[./-]\s?\d{1,2}\.?\s?[./-]\s?\d{2,4}(?!\d|\s?[./-]\s?\d)|\(?\d{1,2}\.\d{1,2}\.(?!\d)|\d{1,2}\s?/\s?(?:19|20)\d{2}(?!\d)"
 )
 _SHORT_PAIR = re.compile(r"\d{1,4}\s?/\s?\d{1,4}")  # pages 164/165, issue 35/2023
 _DAY_YEAR = re.compile(r"\d{1,2}\s(?:19|20)\d{2}")  # Oct 13 2025
@@ -267,9 +267,86 @@ _ID_BEFORE = re.compile(
     r"order|invoice|id|no|nr|#)(?:\W{1,3}[A-Z]{2})?\W{0,3}$",
     re.IGNORECASE,
 )
+# Dates, times and years are digit groups too, and libphonenumber accepts many of them as national
+# numbers (`2020 06 16 02` is a valid 10-digit number in several regions).  These shapes are
+# recognised wherever they sit in a national-format match, in every region:
+_YEAR = r"(?:1[3-9]\d\d|20\d\d|25\d\d)"  # Gregorian, Persian (13xx-14xx) and Thai Buddhist-era (25xx) years
+_MONTH = r"(?:0?[1-9]|1[0-2])"
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_DATE_ANYWHERE = re.compile(
+    rf"(?<![\d./-])(?:{_YEAR}(?P<s1>\s?[./-]\s?|\s)(?:{_MONTH}(?P=s1){_DAY}|{_DAY}(?P=s1){_MONTH})"  # 2025-03-01, 2025 03 01
+    rf"|(?:{_DAY}(?P<s2>\s?[./-]\s?|\s){_MONTH}|{_MONTH}(?P<s3>\s?[./-]\s?|\s){_DAY})(?:(?P=s2)|(?P=s3)){_YEAR}"  # 01.03.2025
+    rf"|(?:{_DAY}(?P<s4>[./]){_MONTH}|{_MONTH}(?P<s5>[./]){_DAY})(?:(?P=s4)|(?P=s5))\d\d"  # 01.03.25, 3/1/25
+    rf"|{_DAY},\s?{_YEAR})(?!\d|[./-]\d)"  # Mar 1, 2025; not a stretch of a longer dotted chain (01.45.12.03.25)
+)
+# A clock-time range (`09.00 - 12.00`, `15.30-16.30`: Thai, German and Scandinavian notices write times with dots).
+_TIME_RANGE = re.compile(r"(?<!\d)(?:[01]?\d|2[0-3])[.:h][0-5]\d\s?[-–—]\s?(?:[01]?\d|2[0-3])[.:h][0-5]\d(?!\d)")
+# Every group a year: `1998-2005 2006`, `2011 2012 2013 2014`, `2019–2020`.
+_YEARS_ONLY = re.compile(rf"{_YEAR}(?:\s?[-–—/,]?\s?{_YEAR})+")
+# A libphonenumber extension (`x123`, `ext. 12`, `доб. 5`): the only letters a number may hold.
+_EXTENSION = re.compile(r"[\s,;]*(?:e?xt(?:e?n(?:si[oó]n)?)?\.?|x|#|anexo|ramal|доб\.?|内線)\s?\d{1,7}$", re.IGNORECASE)
+_VERSION_WORD = re.compile(r"\b(?:v|ver|vers|version|versi[oó]n|release|build|rev|revision|firmware|update|patch)\.?\s?[:#]?\s?$", re.IGNORECASE)
+_TIMES = "*×xX"  # 20*2000*8000, 1920x1080: dimensions and quantities
+
+
+def _has_letter(span: str) -> bool:
+    """True when the match holds a letter outside an extension: the matcher reads a copy of the text
+    with glued letters blanked, so `2020年06月16日 02`, `1800s–1930` and `0x1035a2840` reach here."""
+    m = _EXTENSION.search(span)
+    core = span[: m.start()] if m else span
+    return any(ch.isalpha() for ch in core)
+
+
+# Added after the fresh-2 rows were read (bench/README.md): ranges of years, pages and sections,
+# decimals, quantities and ISBNs that libphonenumber also took for numbers.
+_YEAR_PAIR = re.compile(r"(?<!\d)(1\d{3}|20\d\d)\s?[-–—/]\s?(1\d{3}|20\d\d)(?!\d)")  # 1128 – 1202, 2011-2012
+_DASH_RANGE = re.compile(r"(?<!\d)(\d{1,6})\s?[–—]\s?(\d{1,6})(?!\d)")  # 658–667: the en/em dash of a typeset range
+_YEAR_IN_PARENS = re.compile(r"^[(（]\s?(?:1[5-9]|20)\d\d\s?[)）]")  # (2010) 658–667: a citation's year
+_ONE_DIGIT_FRACTION = re.compile(r"(?<![\d.])\d{1,3}\.\d(?![\d.])")  # 97.6-96.7: decimals (phone groups have 2+ digits)
+_SECTION_RANGE = re.compile(r"\d+(?:\.\d+){2,}\s?[-–—]\s?\d+(?:\.\d+)+")  # 2.40.60-2.42.63
+_VERSION_GROUP = re.compile(r"\d\.\d\.")  # 144.0.7559.133: a one-digit inner group of a dotted chain is a version
+_ROUND_QUANTITY = re.compile(r"\d{1,3}(?:[ \u00a0\u202f.]\d{3})*[ \u00a0\u202f.]000")  # 734 000 000, 1.900.000
+
+
+def _isbn(span: str) -> bool:
+    """An ISBN-10 or ISBN-13 printed in its hyphenated groups (3-937975-00-4, 978-4-02-213028-0) with a valid
+    check digit (not space-separated: 1 in 11 phone numbers in four groups, 044 826 76 75, would pass)."""
+    groups = span.split("-")
+    digits = "".join(groups)
+    if len(groups) == 4 and len(digits) == 10 and digits[:9].isdigit() and (digits[9].isdigit() or digits[9] in "Xx"):
+        total = sum((10 - i) * int(d) for i, d in enumerate(digits[:9])) + (10 if digits[9] in "Xx" else int(digits[9]))
+        return total % 11 == 0
+    if len(groups) == 5 and len(digits) == 13 and digits.isdigit() and digits[:3] in ("978", "979"):
+        return sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits)) % 10 == 0
+    return False
+
+
+def _range(span: str) -> bool:
+    for pattern in (_YEAR_PAIR, _DASH_RANGE):
+        for m in pattern.finditer(span):
+            a, b = int(m.group(1)), int(m.group(2))
+            if pattern is _YEAR_PAIR and a <= b <= a + 150:
+                return True
+            if pattern is _DASH_RANGE and a <= b and len(m.group(2)) <= len(m.group(1)):
+                return True
+    return False
+
+
+def _date_or_time(span: str) -> bool:
+    inner = span.strip("()（） ")  # `(2011-2012`: the shapes are judged without the brackets round them
+    return bool(
+        _DATE_ANYWHERE.search(span) or _TIME_RANGE.search(span) or _YEARS_ONLY.fullmatch(inner)
+        or _range(span) or _YEAR_IN_PARENS.match(span) or _ONE_DIGIT_FRACTION.search(span)
+        or _SECTION_RANGE.search(span) or _VERSION_GROUP.search(span) or _ROUND_QUANTITY.fullmatch(inner) or _isbn(inner)
+    )
+
+
 _PHONE_WORD = re.compile(
     r"(?:\b(?:tel|telephone|phone|fax|call|mobile|mob|cell|telefon|telefono|teléfono|téléphone|tél|handy|hotline|"
-    r"whatsapp|telefax|fon|fone)|\b[tfm]\s?[:.]|☎|📞)\W{0,4}$",
+    r"whatsapp|telefax|fon|fone|tlf|puhelin|telefone|telefoon|telefonu?|тел|телефон|факс|"
+    r"puh|tfn|tālr|tālrunis|telf|telp|telepon|điện thoại|sđt|đt|τηλ|τηλέφωνο|тэл|тэлефон|тэлефоны|телефони|"
+    r"հեռ|հեռախոս|ტელ|טל|טלפון|هاتف|تلفون|جوال|تلفن|फोन|फ़ोन|दूरभाष)|\b[tfm]\s?[:.]|☎|📞|"
+    r"โทร|电话|電話|手机|手機|传真|傳真|联系电话|携帯|전화|팩스)\W{0,4}$",
     re.IGNORECASE,
 )
 
@@ -284,14 +361,20 @@ def _plausible_phone(text: str, start: int, end: int) -> bool:
         return False  # inside an identifier; flattened pages glue `Free Trial+1 408 ...`, `About(628) ...`
     if prev and (prev.isdigit() or prev in "/_=#&@.," or (prev == ":" and prev2.isdigit()) or (prev == "-" and prev2.isalnum())):
         return False  # inside a URL, a number, an identifier (doi:...-2016-011092), after a time of day
-    nxt = text[end : end + 1]
+    nxt, nxt2 = text[end : end + 1], text[end + 1 : end + 2]
     if nxt and (nxt.isdigit() or nxt in "/_=#&@"):
         return False
+    if _has_letter(span) or (nxt == ":" and nxt2.isdigit()):
+        return False  # a date written with 年月日, a hex number, `02` of the time `02:31`
     if intl:
         return True
+    if (prev in _TIMES and prev2.isdigit()) or (nxt in _TIMES and nxt2.isdigit()) or (nxt in ".," and nxt2.isdigit()):
+        return False  # a factor of `20*2000*80000`, a decimal or thousands group continuing past the match
     before = text[max(0, start - 30) : start]
-    if _ID_BEFORE.search(before) or _DOTTED_QUAD.search(span) or span.count("/") > 1:
+    if _ID_BEFORE.search(before) or _VERSION_WORD.search(before) or _VERSION_BEFORE.search(before) or _DOTTED_QUAD.search(span) or span.count("/") > 1:
         return False
+    if _date_or_time(span):
+        return False  # a date, date-time, time range or run of years anywhere in the match
     if sum(ch.isdigit() for ch in span) < 7:  # (134)134 reviews, a user id ( 135075 )
         return False
     if _DATE.match(span) or any(
