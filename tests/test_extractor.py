@@ -101,6 +101,13 @@ def test_missing_extractor_model_is_a_config_error(tmp_path):
         make_stage(ExtractStage, extractor="refinery", extractor_model=str(tmp_path))
 
 
+def test_processing_instructions_are_skipped_not_fatal():
+    """A real page of the trafilatura evaluation set has `<?php ... ?>` in its body: lexbor makes it a
+    node without a tag, which the walk must pass over."""
+    html = "<html><body><div><?php wp_get_archives('type=monthly'); ?><p>Archive text stays.</p></div></body></html>"
+    assert [b.text for b in page_blocks(html)] == ["Archive text stays."]
+
+
 def test_deep_dom_needs_no_recursion():
     deep = "<div>" * 5000 + "<p>deep text</p>" + "</div>" * 5000
     assert [b.text for b in page_blocks(deep)] == ["deep text"]

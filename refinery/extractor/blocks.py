@@ -217,7 +217,7 @@ def segment(html: str, max_elements: int | None = None) -> Segmented:
             elif buf:
                 buf.append(text)
             continue
-        if tag[0] in "-_!":
+        if not tag or tag[0] in "-_!":  # comments, doctype; a processing instruction (<?php ...?>) has no tag
             continue
         elements += 1
         if elements > limit:
