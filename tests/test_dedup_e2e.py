@@ -229,7 +229,7 @@ def test_index_partitions_on_ray_actors_answer_like_the_local_index(world):
 def test_streamed_outputs_equal_one_pass_outputs_whatever_the_arrival_order(world, tmp_path):
     """Units are taken in unit order as they finish: any arrival order gives the shards a single
     pass over all parts after the execution writes (same bytes), copies decided the same."""
-    from refinery.batch import StreamingOutputs, _write_outputs
+    from refinery.outputs import StreamingOutputs, write_outputs
     from refinery.executor import process_unit
     from refinery.pipeline import PipelineRunner
     from refinery.readers import discover, plan_units
@@ -243,7 +243,7 @@ def test_streamed_outputs_equal_one_pass_outputs_whatever_the_arrival_order(worl
 
     reference = phase_mod.DedupPhase.for_config(cfg, CorpusStore(tmp_path / "ref"), writable=True)
     reference.decide([r.kept_path for r in results])
-    ref_shards, ref_rejects = _write_outputs(cfg, runner, results, tmp_path / "one-pass", reference)
+    ref_shards, ref_rejects = write_outputs(cfg, runner, results, tmp_path / "one-pass", reference)
     assert reference.drop_counts() == {"exact": 1, "near": 3}  # b2[1], b2[3] of b1; b2[5] of b2[4]; b5[1] of b1[0]
 
     for order in (list(range(len(results))), list(reversed(range(len(results)))), [3, 0, 7, 1, 11, 2, 5, 4, 10, 6, 9, 8]):
@@ -258,7 +258,7 @@ def test_streamed_outputs_equal_one_pass_outputs_whatever_the_arrival_order(worl
 
 
 def test_streamed_outputs_refuse_a_missing_unit(world, tmp_path):
-    from refinery.batch import StreamingOutputs
+    from refinery.outputs import StreamingOutputs
     from refinery.executor import process_unit
     from refinery.pipeline import PipelineRunner
     from refinery.readers import discover, plan_units

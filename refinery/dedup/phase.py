@@ -241,9 +241,14 @@ class DedupPhase:
         return hits
 
     def recheck(self) -> bool:
-        """Under the commit lock: drop kept documents that commits made since `decide` already hold."""
+        """Under the commit lock: drop kept documents that commits made since `decide` already hold.
+
+        The index first removes orphan segments and merges small ones (DedupIndex.compact), which
+        only the lock holder may do.  True when documents were dropped (the outputs change)."""
         if self.index is None:
             return False
+        self.index.remove_orphans()
+        self.index.compact()
         upto, size = self.index.refresh_sized()
         if upto == self.seen_upto:
             return False
@@ -262,19 +267,17 @@ class DedupPhase:
         d = self.decisions
         return segment_table(d.doc_ids, d.exact, d.keys)
 
+    def write_segment(self, commit: int, batch_key: str) -> None:
+        """Under the commit lock: the batch's kept documents as commit `commit`'s index segment."""
+        assert self.index is not None
+        self.index.write_commit_segment(commit, batch_key, self.segment())
+
     # -- applying -----------------------------------------------------------------
     def drop_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for drop in self.decisions.drops.values():
             out[drop.reason] = out.get(drop.reason, 0) + 1
         return out
-
-    def filter_parts(self, parts: list[str | None], runner, rejects_path: Path) -> Iterator[pa.RecordBatch]:
-        """Kept rows of the parts (unit order) minus copies; copies go to a reject part file."""
-        copies = self.copy_filter(runner, rejects_path)
-        for p in parts:
-            yield from copies.part(p)
-        copies.close()
 
     def copy_filter(self, runner, rejects_path: Path) -> "CopyFilter":
         """A filter fed the parts in unit order, each once its documents are decided."""
