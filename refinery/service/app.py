@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from refinery import __version__
+from refinery.durable import move_durably
 from refinery.errors import ConfigError, RefineryError, validation_summary
 from refinery.pipelines import available, resolve
 from refinery.readers import detect_format
@@ -471,7 +472,7 @@ def create_app(settings: Settings) -> FastAPI:
             final_dir = service.uploads / bid
             final_dir.mkdir()
             final = final_dir / filename
-            os.rename(tmp, final)
+            await asyncio.to_thread(move_durably, tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 from refinery.crash_points import crash_point
-from refinery.durable import fsync_dir, replace_durably
+from refinery.durable import fsync_dir, write_text_durably
 from refinery.errors import StoreError
 from refinery.store.manifest import CommitRecord, FileEntry, manifest_name, parse_manifest_name
 from refinery.store.stats import shard_stats
@@ -240,8 +240,6 @@ class CommitSlot:
         record.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         record.shards = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in shard_files]
         record.rejects = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in reject_files]
-        tmp = store.manifest_dir / (manifest_name(number) + ".tmp")
-        tmp.write_text(record.to_json(), encoding="utf-8")
-        replace_durably(tmp, store.manifest_dir / manifest_name(number))
+        write_text_durably(store.manifest_dir / manifest_name(number), record.to_json())
         return record
 
