@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from refinery.build.pages import extract_texts
 from refinery.errors import InputError
+from refinery.files import parse_format_spec
 from refinery.models.quality_features import CJK_LANGS
 
 FORMATS = ("lines", "jsonl", "wcxb", "wcxb-pages", "pages", "wcxb-pages-resiliparse", "pages-resiliparse",
@@ -59,9 +60,7 @@ class Doc:
 
 
 def parse_spec(spec: str, option: str) -> tuple[str, Path]:
-    fmt, sep, rest = spec.partition(":")
-    if not sep or fmt not in FORMATS:
-        raise InputError(f"{option} {spec!r}: expected FORMAT:FILE with FORMAT one of {', '.join(FORMATS)}")
+    fmt, rest = parse_format_spec(spec, FORMATS, option)
     path = Path(rest)
     if not path.exists():
         raise InputError(f"{option} {spec!r}: {path} not found")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from refinery.errors import InputError
+from refinery.files import parse_format_spec
 from refinery.models.metrics import percentiles as interpolated_percentiles
 from refinery.models.registry import read_manifest
 from refinery.models.textnorm import detokenize_wikitext, normalize, paragraphs
@@ -45,16 +46,13 @@ def parse_corpus_spec(spec: str) -> tuple[str, Path]:
     paragraphs rebuilt from blank-line blocks) or `udhr:NAME:FILE` (the paragraphs of the declaration called NAME, e.g. `French`, in the
     udhr_paragraphs.tsv table: one language of a parallel table, selected by its exact name
     because several declarations share a language code, e.g. French and French (Welche))."""
-    fmt, sep, rest = spec.partition(":")
-    if sep and fmt == "udhr":
+    fmt, rest = parse_format_spec(spec, CORPUS_FORMATS, "corpus", default="lines")
+    if fmt == "udhr":
         name, sep, rest = rest.partition(":")
         if not (name and sep and rest):
             raise InputError(f"corpus {spec!r}: expected udhr:NAME:FILE, e.g. udhr:French:udhr_paragraphs.tsv")
-        fmt, path = f"udhr:{name}", Path(rest)
-    elif sep and fmt in CORPUS_FORMATS:
-        path = Path(rest)
-    else:
-        fmt, path = "lines", Path(spec)
+        fmt = f"udhr:{name}"
+    path = Path(rest)
     if not path.is_file():
         raise InputError(f"corpus file {path} not found")
     return fmt, path
