@@ -148,7 +148,7 @@ def _specs(sources: list[dict], data: Path) -> list[str]:
 
 
 def shipped_threshold() -> float:
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
 
     cfg = resolve("web-en")
     for stage in cfg.stages:

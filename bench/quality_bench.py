@@ -58,7 +58,7 @@ def bench_main_vs_boilerplate(model: QualityModel, docs) -> None:
 
 
 def bench_pipeline_buckets(model: QualityModel, docs) -> None:
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.stages.quality_classifier import QualityClassifierStage
 
     cfg = resolve("web-en")

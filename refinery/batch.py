@@ -21,8 +21,8 @@ from refinery import executor
 from refinery.config import PipelineConfig
 from refinery.counters import Counters, in_pipeline_order
 from refinery.crash_points import crash_point
-from refinery.dedup.phase import DedupPhase
-from refinery.pipeline import PipelineRunner
+from refinery.dedup.decisions import BatchDedup
+from refinery.runner import PipelineRunner
 from refinery.readers import InputFile, discover
 from refinery.resume import FinishedUnits
 from refinery.outputs import StreamingOutputs, docs_out, write_outputs
@@ -80,7 +80,7 @@ def _pause_forever() -> None:
         time.sleep(60)
 
 
-def _with_dedup(counters: Counters, dedup: DedupPhase | None, config: PipelineConfig) -> Counters:
+def _with_dedup(counters: Counters, dedup: BatchDedup | None, config: PipelineConfig) -> Counters:
     """Worker counters with the driver's dedup decisions, in pipeline order (counters.in_pipeline_order)."""
     return in_pipeline_order(counters, [s.name for s in config.stages], dedup.drop_counts() if dedup else None)
 
@@ -251,7 +251,7 @@ def annotate_batch(
         schema = PipelineRunner(config, "annotate").schema
         parts = [r.kept_path for r in results]
         batches = iter_parts(parts)
-        dedup = DedupPhase.for_config(config, store, writable=False)
+        dedup = BatchDedup.for_config(config, store, writable=False)
         if dedup is not None:
             dedup.decide(parts, only_keep_verdict=True)
             batches = dedup.annotate_parts(parts)

@@ -64,7 +64,7 @@ def _print_record(rec, file=sys.stdout) -> None:
 def cmd_run(args) -> int:
     from refinery.batch import run_batch
     from refinery.counters import Counters
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.store import CorpusStore
 
     config = resolve(args.pipeline)
@@ -114,7 +114,7 @@ def _publish_after_run(store, args, commit: int) -> int:
 
 def cmd_annotate(args) -> int:
     from refinery.batch import annotate_batch
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.store import CorpusStore
 
     config = resolve(args.pipeline)

@@ -14,9 +14,9 @@ import shutil
 from pathlib import Path
 
 from refinery.config import PipelineConfig
-from refinery.dedup.phase import DedupPhase
+from refinery.dedup.decisions import BatchDedup
 from refinery.executor import UnitResult
-from refinery.pipeline import PipelineRunner
+from refinery.runner import PipelineRunner
 from refinery.schema import REJECT_SCHEMA
 from refinery.store import CorpusStore
 from refinery.store.manifest import FileEntry
@@ -26,7 +26,7 @@ from refinery.store.shards import ShardWriter, iter_parts
 class BatchOutputs:
     """Shards and reject files of one crawl batch, fed its units' results in unit order."""
 
-    def __init__(self, config: PipelineConfig, runner: PipelineRunner, staging: Path, dedup: DedupPhase | None) -> None:
+    def __init__(self, config: PipelineConfig, runner: PipelineRunner, staging: Path, dedup: BatchDedup | None) -> None:
         out = staging / "out"
         self.shards = ShardWriter(runner.schema, out, "shard", config.shards, out)
         self.rejects = ShardWriter(REJECT_SCHEMA, out, "rejects", config.shards, out)
@@ -50,7 +50,7 @@ class BatchOutputs:
 
 
 def write_outputs(
-    config: PipelineConfig, runner: PipelineRunner, results: list[UnitResult], staging: Path, dedup: DedupPhase | None
+    config: PipelineConfig, runner: PipelineRunner, results: list[UnitResult], staging: Path, dedup: BatchDedup | None
 ) -> tuple[list[FileEntry], list[FileEntry]]:
     """Every unit's outputs in one go, replacing any under `staging/out` (decisions all made)."""
     shutil.rmtree(staging / "out", ignore_errors=True)
@@ -60,7 +60,7 @@ def write_outputs(
     return outputs.close()
 
 
-def docs_out(results: list[UnitResult], dedup: DedupPhase | None) -> int:
+def docs_out(results: list[UnitResult], dedup: BatchDedup | None) -> int:
     """Documents a batch commits: the units' kept rows less dedup's copies."""
     return sum(r.kept_rows for r in results) - (len(dedup.decisions.drops) if dedup else 0)
 
@@ -79,12 +79,12 @@ class StreamingOutputs:
         self.order = [u.index for u in units]
         self.taken = 0
         self.arrived: dict[int, UnitResult] = {}
-        self.dedup: DedupPhase | None = None
+        self.dedup: BatchDedup | None = None
         self.outputs: BatchOutputs | None = None
 
     def _start(self) -> BatchOutputs:
         """Open the dedup index and the writer at the first unit (the index loads while units run)."""
-        self.dedup = DedupPhase.for_config(self.config, self.store, writable=True)
+        self.dedup = BatchDedup.for_config(self.config, self.store, writable=True)
         if self.dedup is not None:
             self.dedup.begin()
         self.outputs = BatchOutputs(self.config, self.runner, self.staging, self.dedup)
@@ -107,7 +107,7 @@ class StreamingOutputs:
         for result in results:
             outputs.write(result)
 
-    def close(self) -> tuple[list[FileEntry], list[FileEntry], DedupPhase | None]:
+    def close(self) -> tuple[list[FileEntry], list[FileEntry], BatchDedup | None]:
         """(shard entries, reject entries, dedup phase) once every unit was taken."""
         if self.taken != len(self.order):
             missing = self.order[self.taken]

@@ -17,7 +17,7 @@ from refinery.errors import ConfigError, InputError
 from refinery.build.quality import QualityBuildOptions, build_quality
 from refinery.models.quality import QualityModel, bucket_of, threshold_for_fraction
 from refinery.models.registry import DEFAULT_ROOT, read_manifest
-from refinery.pipeline import PipelineRunner
+from refinery.runner import PipelineRunner
 from refinery.schema import INPUT_SCHEMA, REJECT_SCHEMA
 from refinery.stages.quality_classifier import QualityClassifierOptions, QualityClassifierStage
 

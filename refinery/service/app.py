@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from refinery import __version__
 from refinery.durable import move_durably
 from refinery.errors import ConfigError, RefineryError, validation_summary
-from refinery.pipelines import available, resolve
+from refinery.pipeline_files import available, resolve
 from refinery.readers import detect_format
 from refinery.service import storage_health
 from refinery.service.auth import Principal, TokenAuth

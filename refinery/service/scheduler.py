@@ -26,7 +26,7 @@ from refinery import executor
 from refinery.batch import run_batch
 from refinery.counters import Counters
 from refinery.errors import RefineryError, one_line
-from refinery.pipelines import resolve
+from refinery.pipeline_files import resolve
 from refinery.service.events import Throttle, event
 from refinery.service.loop import BackgroundLoop
 from refinery.service.metrics import ServiceMetrics

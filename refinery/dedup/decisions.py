@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from refinery.config import PipelineConfig
 from refinery.store.shards import iter_parts
-from refinery.dedup.compact import NO_MATCH, CompactIndex, comparable
+from refinery.dedup.resident import NO_MATCH, CompactIndex, comparable
 from refinery.dedup.index import DedupIndex, open_index, segment_table
 from refinery.dedup.lsh import band_hashes
 from refinery.dedup.options import DedupOptions
@@ -63,7 +63,7 @@ class _FirstKept:
     (near) with an earlier *kept* document; it then names the earliest such
     document, and exact takes precedence over near.  Only kept documents count as
     earlier copies, so a copy of a copy names the original.  Band keys are compared
-    on the 48 bits the committed index compares (compact.comparable), so a pair is
+    on the 48 bits the committed index compares (resident.comparable), so a pair is
     matched by the same rule whether its documents share a batch or not.
 
     The kept documents of earlier parts sit in a CompactIndex (~190 bytes each,
@@ -135,7 +135,7 @@ class _FirstKept:
         return kept_by, kind
 
 
-class DedupPhase:
+class BatchDedup:
     def __init__(self, options: DedupOptions, store: CorpusStore | None, writable: bool) -> None:
         self.options = options
         self.writable = writable
@@ -145,7 +145,7 @@ class DedupPhase:
         self.seen_size = 0  # documents indexed then: later ordinals belong to later commits
 
     @classmethod
-    def for_config(cls, config: PipelineConfig, store: CorpusStore | None, writable: bool) -> "DedupPhase | None":
+    def for_config(cls, config: PipelineConfig, store: CorpusStore | None, writable: bool) -> "BatchDedup | None":
         spec = config.stage(STAGE)
         return cls(spec.options, store, writable) if spec else None
 
@@ -243,12 +243,12 @@ class DedupPhase:
     def recheck(self) -> bool:
         """Under the commit lock: drop kept documents that commits made since `decide` already hold.
 
-        The index first removes orphan segments and merges small ones (DedupIndex.compact), which
+        The index first removes orphan segments and merges the segment files into the base (DedupIndex.merge_segments), which
         only the lock holder may do.  True when documents were dropped (the outputs change)."""
         if self.index is None:
             return False
         self.index.remove_orphans()
-        self.index.compact()
+        self.index.merge_segments()
         upto, size = self.index.refresh_sized()
         if upto == self.seen_upto:
             return False
