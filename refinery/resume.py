@@ -1,7 +1,7 @@
 """Resumable batches: finished work units survive a crash, so a re-run redoes only the rest.
 
-A batch of hours of crawl killed at 90% (a crash, `kill -9`, a deploy) used to redo every unit.
-Now each finished unit's part files (kept rows, rejects) and its result are kept in
+A batch of hours of crawl killed at 90% (a crash, `kill -9`, a deploy) should not redo every
+unit.  Each finished unit's part files (kept rows, rejects) and its result are kept in
 `<store>/state/resume/<batch key>/`, keyed by the unit's input range: file (uri and content
 digest), first record, record count.  The batch key covers the config hash, the inputs and the
 models, so a stored unit is reused only by the same batch under the same config.  Keying by range

@@ -139,10 +139,10 @@ def main_vs_boilerplate(score, docs: list[Doc]) -> dict[str, Any]:
 
 
 def _train_in_fresh_process(train_file: Path, params: dict, cutoff: int | None, model_path: Path) -> None:
-    """Train (and quantise) in a fresh child process.  In a process that had run much else
-    first (extraction, a test session), fastText diverged (`Encountered NaN`) on rows that
-    train cleanly in a fresh one, with the same seed and one thread; the cause was not found,
-    and a fresh process makes the build the same wherever it is called from."""
+    """Train (and quantise) in a fresh child process, so the build is the same wherever it is
+    called from: in a process that has run much else first (extraction, a test session),
+    fastText can diverge (`Encountered NaN`) on rows that train cleanly in a fresh one, with the
+    same seed and one thread (docs/models.md)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

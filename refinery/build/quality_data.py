@@ -198,9 +198,9 @@ def iter_pages(path: Path) -> Iterator[tuple[str, str | None, bytes, str | None]
 def extract_pages(pages: list[tuple[str, str | None, bytes, str | None]], lang: str, settings: dict) -> list[Doc]:
     """Refinery's own extract + langid stages over real pages: the text the pipeline meets.
 
-    Runs in a fresh child process: after extracting ~1,400 pages in the process that then trains,
-    fastText's training diverged (`Encountered NaN`) on the very rows that train cleanly in a
-    process that extracted nothing (cause not found; the rows are byte-identical)."""
+    Runs in a fresh child process, so the process that trains fastText afterwards has run no
+    extraction: after one that had, training can diverge (`Encountered NaN`) on rows that train
+    cleanly elsewhere (docs/models.md)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

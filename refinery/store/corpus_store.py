@@ -106,8 +106,9 @@ class CorpusStore:
         key of each manifest is cached, keyed by commit number and the file's identity
         (inode, mtime, size: a manifest is written once, by rename, and never changed; a
         store replaced under the same path has new files, even where the file system reuses
-        an inode).  A lookup then reads only manifests it has not seen (the soak's service
-        slowed down as its store passed ~900 commits without this); a hit is read back."""
+        an inode).  A lookup then reads only manifests it has not seen, so its cost follows
+        the commits made since the last one, not the size of the store (docs/reliability.md,
+        Soak); a hit is read back."""
         if not self.manifest_dir.exists():
             return None
         entries = []
