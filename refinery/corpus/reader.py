@@ -155,7 +155,8 @@ class Corpus:
         self._records[number] = rec
         return rec
 
-    def _resolve(self, commit: int | None) -> int:
+    def resolve_commit(self, commit: int | None) -> int:
+        """The commit a read pins: `commit`, or the latest visible one when None (StoreError past it)."""
         latest = self.latest()
         if commit is None:
             return latest
@@ -165,7 +166,7 @@ class Corpus:
 
     def commits(self, commit: int | None = None, since: int = 0) -> list[CommitRecord]:
         """Commit records `since` < n <= `commit` (default: the latest visible)."""
-        upto = self._resolve(commit)
+        upto = self.resolve_commit(commit)
         return [self.commit(n) for n in range(since + 1, upto + 1)]
 
     # -- files -----------------------------------------------------------------
@@ -261,7 +262,7 @@ class Corpus:
         """
         if follow and commit is not None:
             raise ValueError("follow=True reads past any pinned commit: give since=, not commit=")
-        upto = self._resolve(commit)
+        upto = self.resolve_commit(commit)
         self._check(columns, filter, upto)
         done = since
 
