@@ -196,7 +196,7 @@ class Corpus:
             raise StoreError(f"{self.uri}: no shards in the snapshot")
         return self.parquet_file(shards[0]).schema_arrow
 
-    def _fragment(self, shard: Shard) -> pads.ParquetFileFragment:
+    def fragment(self, shard: Shard) -> pads.ParquetFileFragment:
         """The shard's Parquet fragment with its footer parsed once (a GET per shard, not per row group)."""
         key = self._fs_path(shard)
         frag = self._fragments.get(key)
@@ -211,13 +211,13 @@ class Corpus:
         return frag
 
     def num_row_groups(self, shard: Shard) -> int:
-        return self._fragment(shard).num_row_groups
+        return self.fragment(shard).num_row_groups
 
     def read_row_group(
         self, shard: Shard, index: int, columns: Sequence[str] | None = None, filter: Filter = None
     ) -> pa.Table:
         """One row group, projected and filtered (filter columns need not be projected)."""
-        fragment = self._fragment(shard).subset(row_group_ids=[index])
+        fragment = self.fragment(shard).subset(row_group_ids=[index])
         try:
             return fragment.to_table(
                 columns=list(columns) if columns is not None else None, filter=to_expression(filter)

@@ -145,7 +145,7 @@ class MixturePlan:
         n_groups = len(self.spec.groups)
         parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(n_groups)]
         for si, shard in enumerate(self.shards(commit)):
-            frag = self.corpus._fragment(shard)
+            frag = self.corpus.fragment(shard)
             table = frag.to_table(columns=self._columns(frag.physical_schema))
             sizes = [frag.metadata.row_group(i).num_rows for i in range(frag.metadata.num_row_groups)]
             rg = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
