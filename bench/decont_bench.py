@@ -98,8 +98,8 @@ def run_stage(stage: DecontaminateStage, docs: list[tuple[str, str, str | None]]
 def in_pipeline(name: str, docs, meta) -> None:
     """The planted documents as plain-text records through every stage of `name`, in annotate mode."""
     from refinery.counters import Counters
-    from refinery.pipeline import PipelineRunner
-    from refinery.pipelines import resolve
+    from refinery.runner import PipelineRunner
+    from refinery.pipeline_files import resolve
     from refinery.schema import INPUT_SCHEMA
 
     runner = PipelineRunner(resolve(name), "annotate")

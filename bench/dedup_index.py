@@ -34,10 +34,10 @@ def rss_bytes() -> int:
 def run_refinery(n: int) -> dict:
     import numpy as np
 
-    from refinery.dedup.compact import PartitionedIndex
+    from refinery.dedup.resident import PartitionedIndex
     from refinery.dedup.lsh import band_hashes
 
-    from refinery.dedup.compact import _release_freed_memory
+    from refinery.dedup.resident import _release_freed_memory
 
     rng = np.random.default_rng(0)
     index = PartitionedIndex(BANDS, 1)

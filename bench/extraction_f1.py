@@ -29,7 +29,7 @@ import trafilatura  # noqa: E402
 
 from refinery.extractor import data as D  # noqa: E402
 from refinery.extractor.model import clear_caches  # noqa: E402
-from refinery.pipelines import resolve  # noqa: E402
+from refinery.pipeline_files import resolve  # noqa: E402
 from refinery.stages.extract import ExtractStage, decode_html  # noqa: E402
 
 

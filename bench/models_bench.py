@@ -122,7 +122,8 @@ def bench_lm_unseen(data: Path, model_dir: Path = DEFAULT_ROOT / "lm" / "en") ->
     """English LM on article bodies it never saw (neither trained nor calibrated on): the article
     benchmark's ground-truth `articleBody` texts (news/blogs; training is Wikipedia, calibration
     is other web pages).  Real vs the same words shuffled within each line, and bucket shares."""
-    from refinery.models.lm_eval import read_eval_docs, unseen_metrics
+    from refinery.build.lm import read_eval_docs
+    from refinery.models.lm_eval import unseen_metrics
 
     model = LanguageModel(model_dir, "en")
     docs, _ = read_eval_docs([str(data / "extraction" / "article_benchmark" / "ground-truth.json")], "en")
@@ -147,7 +148,7 @@ def _specs(sources: list[dict], data: Path) -> list[str]:
 
 
 def shipped_threshold() -> float:
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
 
     cfg = resolve("web-en")
     for stage in cfg.stages:

@@ -28,7 +28,7 @@ from pii_planted import FORMATS_NOTE, plant  # noqa: E402
 from pii_labelset import SOURCES, SPLITS, candidates, label_page, load_reviews, luhn, pages, rule_label, span_key  # noqa: E402
 
 from refinery.pii.detect import KINDS, find_pii  # noqa: E402
-from refinery.pipelines import resolve  # noqa: E402
+from refinery.pipeline_files import resolve  # noqa: E402
 from refinery.stages.pii import PiiStage  # noqa: E402
 
 

@@ -29,8 +29,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import SHARED_DATA  # noqa: E402
-from refinery.models.quality import QualityModel, main_vs_boilerplate  # noqa: E402
-from refinery.models.quality_data import extract_pages, is_heldout, read_docs  # noqa: E402
+from refinery.build.quality import main_vs_boilerplate  # noqa: E402
+from refinery.build.quality_data import extract_pages, is_heldout, read_docs  # noqa: E402
+from refinery.models.quality import QualityModel  # noqa: E402
 from refinery.models.registry import DEFAULT_ROOT  # noqa: E402
 
 
@@ -57,7 +58,7 @@ def bench_main_vs_boilerplate(model: QualityModel, docs) -> None:
 
 
 def bench_pipeline_buckets(model: QualityModel, docs) -> None:
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.stages.quality_classifier import QualityClassifierStage
 
     cfg = resolve("web-en")

@@ -29,8 +29,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import SHARED_DATA  # noqa: E402
-from refinery.models import quality as Q  # noqa: E402
-from refinery.models.quality_data import _bucket, read_docs  # noqa: E402
+from refinery.build import quality as Q  # noqa: E402
+from refinery.build.quality_data import heldout_bucket, read_docs  # noqa: E402
+from refinery.models.quality import QualityModel  # noqa: E402
 
 VALIDATION = range(50, 65)  # sha1(domain) % 100: scored here; builds hold out < 65, train on 65..99
 
@@ -82,14 +83,14 @@ def _cached_read_docs(cache: Path | None):
 
 def validation_pages(data: Path, read) -> list:
     gt = data / "extraction" / "wcxb_dev" / "ground_truth.jsonl.gz"
-    return [d for d in read("wcxb", gt, "en") if d.domain and _bucket(d.domain) in VALIDATION]
+    return [d for d in read("wcxb", gt, "en") if d.domain and heldout_bucket(d.domain) in VALIDATION]
 
 
 def bucket_spread(model, data: Path, read) -> str:
     """Share of validation-domain pages (web-en's extraction) per quarter of the buckets: a
     calibration sample like them gives ~25% each."""
     gt = data / "extraction" / "wcxb_dev" / "ground_truth.jsonl.gz"
-    docs = [d for d in read("wcxb-pages", gt, "en") if d.domain and _bucket(d.domain) in VALIDATION]
+    docs = [d for d in read("wcxb-pages", gt, "en") if d.domain and heldout_bucket(d.domain) in VALIDATION]
     buckets = [model.bucket(s) for s in model.scores([d.text for d in docs])]
     quarters = [sum(b // 5 == q for b in buckets) / len(buckets) for q in range(4)]
     return f"; {len(docs)} extractions in buckets 0-4/5-9/10-14/15-19: " + " ".join(f"{x:.0%}" for x in quarters)
@@ -106,7 +107,7 @@ def run(data: Path, names: list[str], cache: Path | None, verbose: bool = False)
             opts = Q.QualityBuildOptions(lang="en", out=Path(tmp), heldout_domains_percent=65,
                                          **{k: v for k, v in table[name].items() if k in fields})  # fmt: skip
             Q.build_quality(opts, log=lambda msg: print(f"  {msg}") if verbose and _training_only(msg) else None)
-            model = Q.QualityModel(Path(tmp), "en")
+            model = QualityModel(Path(tmp), "en")
             r = Q.main_vs_boilerplate(model.scores, pages)
             spread = bucket_spread(model, data, read) if opts.calibration != table["fasttext-only"]["calibration"] else ""
         types = " ".join(f"{t} {v['roc_auc']:.3f}" for t, v in sorted(r["by_page_type"].items()))

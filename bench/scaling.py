@@ -58,7 +58,7 @@ def child(workers: int, inputs: list[str], pipeline: str, records_per_unit: int)
     import ray
 
     from refinery.batch import run_batch
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.store import CorpusStore
 
     config = resolve(pipeline)

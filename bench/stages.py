@@ -24,7 +24,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import trafilatura  # noqa: E402
 
-from refinery.pipelines import resolve  # noqa: E402
+from refinery.pipeline_files import resolve  # noqa: E402
 from refinery.readers import discover, plan_units, read_unit  # noqa: E402
 from refinery.stages import STAGE_TYPES  # noqa: E402
 from refinery.stages.langid import prepare  # noqa: E402
@@ -175,7 +175,7 @@ def main() -> None:
 
     # the whole pipeline in one process (PipelineRunner: every stage, rejects, Arrow), vs bare trafilatura on all pages
     from refinery.counters import Counters
-    from refinery.pipeline import PipelineRunner
+    from refinery.runner import PipelineRunner
 
     runner = PipelineRunner(cfg, "run")
     runner.setup()

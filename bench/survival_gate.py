@@ -25,7 +25,7 @@ from common import shared, table  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
 
-from refinery.pipelines import resolve  # noqa: E402
+from refinery.pipeline_files import resolve  # noqa: E402
 from refinery.stages import STAGE_TYPES  # noqa: E402
 
 

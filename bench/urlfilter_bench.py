@@ -98,7 +98,7 @@ def main() -> int:
 
     import numpy as np
 
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.stages.url_filter import UrlFilterStage
     from refinery.urlfilter.lists import HashedSet
 

@@ -21,13 +21,14 @@ from refinery import executor
 from refinery.config import PipelineConfig
 from refinery.counters import Counters, in_pipeline_order
 from refinery.crash_points import crash_point
-from refinery.dedup.phase import DedupPhase
-from refinery.pipeline import PipelineRunner
+from refinery.dedup.decisions import BatchDedup
+from refinery.runner import PipelineRunner
 from refinery.readers import InputFile, discover
 from refinery.resume import FinishedUnits
-from refinery.schema import REJECT_SCHEMA
+from refinery.outputs import StreamingOutputs, docs_out, write_outputs
 from refinery.store import CommitRecord, CorpusStore
-from refinery.store.shards import ShardWriter, iter_parts, write_shards
+from refinery.store.corpus_store import staged_stats
+from refinery.store.shards import iter_parts
 
 ProgressFn = Callable[[executor.UnitResult], None]
 
@@ -79,96 +80,9 @@ def _pause_forever() -> None:
         time.sleep(60)
 
 
-def _with_dedup(counters: Counters, dedup: DedupPhase | None, config: PipelineConfig) -> Counters:
+def _with_dedup(counters: Counters, dedup: BatchDedup | None, config: PipelineConfig) -> Counters:
     """Worker counters with the driver's dedup decisions, in pipeline order (counters.in_pipeline_order)."""
     return in_pipeline_order(counters, [s.name for s in config.stages], dedup.drop_counts() if dedup else None)
-
-
-def _write_outputs(config, runner, results, staging: Path, dedup: DedupPhase | None):
-    """Shards from the kept parts (minus dedup's copies) and rejects, in unit order, in one go:
-    after a late recheck under the commit lock changed the decisions (StreamingOutputs is the
-    usual path)."""
-    out = staging / "out"
-    kept = [r.kept_path for r in results]
-    reject_parts = [r.rejects_path for r in results]
-    batches = iter_parts(kept)
-    if dedup is not None:
-        dedup_rejects = staging / "parts" / "rejects-dedup.parquet"
-        batches = dedup.filter_parts(kept, runner, dedup_rejects)
-    shards = write_shards(batches, runner.schema, out, "shard", config.shards, out)
-    if dedup is not None and dedup_rejects.exists():
-        reject_parts.append(str(dedup_rejects))
-    rejects = write_shards(iter_parts(reject_parts), REJECT_SCHEMA, out, "rejects", config.shards, out)
-    return shards, rejects
-
-
-class StreamingOutputs:
-    """Dedup decisions and shards made in unit order while later units still run.
-
-    Results arrive in any order; each unit is taken as soon as every unit before it
-    has been taken, so the driver's share of a batch (reading the signatures,
-    deciding copies, writing shards) overlaps the execution instead of following it.
-    The shards are the ones _write_outputs() would write from the same parts: the
-    same rows in the same order, the copies' rejects last."""
-
-    def __init__(self, config: PipelineConfig, runner: PipelineRunner, units, staging: Path, store: CorpusStore):
-        self.config, self.runner, self.store = config, runner, store
-        self.order = [u.index for u in units]
-        self.taken = 0
-        self.arrived: dict[int, executor.UnitResult] = {}
-        self.out = staging / "out"
-        self.dedup_rejects = staging / "parts" / "rejects-dedup.parquet"
-        self.dedup: DedupPhase | None = None
-        self.copies = None
-        self.shards: ShardWriter | None = None
-        self.rejects: ShardWriter | None = None
-
-    def _start(self) -> None:
-        """Open the writers and the dedup index at the first unit (the index loads while units run)."""
-        self.shards = ShardWriter(self.runner.schema, self.out, "shard", self.config.shards, self.out)
-        self.rejects = ShardWriter(REJECT_SCHEMA, self.out, "rejects", self.config.shards, self.out)
-        self.dedup = DedupPhase.for_config(self.config, self.store, writable=True)
-        if self.dedup is not None:
-            self.dedup.begin()
-            self.copies = self.dedup.copy_filter(self.runner, self.dedup_rejects)
-
-    def unit_done(self, result: executor.UnitResult) -> None:
-        self.arrived[result.index] = result
-        ready = []
-        while self.taken + len(ready) < len(self.order) and self.order[self.taken + len(ready)] in self.arrived:
-            ready.append(self.arrived.pop(self.order[self.taken + len(ready)]))
-        if ready:
-            self._take(ready)
-            self.taken += len(ready)
-
-    def _take(self, results: list[executor.UnitResult]) -> None:
-        """Decide the copies of every unit now ready at once (one index lookup), then write them."""
-        if self.shards is None:
-            self._start()
-        assert self.shards is not None and self.rejects is not None
-        if self.dedup is not None:
-            self.dedup.add_parts([r.kept_path for r in results])
-        for result in results:
-            kept = self.copies.part(result.kept_path) if self.copies is not None else iter_parts([result.kept_path])
-            for batch in kept:
-                self.shards.write(batch)
-            for batch in iter_parts([result.rejects_path]):
-                self.rejects.write(batch)
-
-    def close(self) -> tuple[list, list, DedupPhase | None]:
-        """(shard entries, reject entries, dedup phase) once every unit was taken."""
-        if self.taken != len(self.order):
-            missing = self.order[self.taken]
-            raise RuntimeError(f"work unit {missing} never reported; {len(self.order) - self.taken} units not written")
-        if self.shards is None:
-            self._start()
-        assert self.shards is not None and self.rejects is not None
-        if self.dedup is not None:
-            self.dedup.finish()
-            copies = self.copies.close()
-            for batch in iter_parts([copies]):
-                self.rejects.write(batch)
-        return self.shards.close(), self.rejects.close(), self.dedup
 
 
 def run_batch(
@@ -283,29 +197,26 @@ def _finish_batch(
         rejects=[],
         counters=_with_dedup(counters, dedup, config).to_dict(),
         docs_in=sum(r.docs_in for r in results),
-        docs_out=sum(r.kept_rows for r in results) - (len(dedup.decisions.drops) if dedup else 0),
+        docs_out=docs_out(results, dedup),
         labels=labels or {},
         execution={"units": len(results), "nodes": dict(Counter(r.node_id for r in results if r.node_id))}
         | ({"resumed_units": len(reuse)} if reuse else {})
         | ({"limit": limit} if limit is not None else {}),
     )
-
-    def prepare(number: int):
-        """Under the commit lock: late-found copies (a concurrent commit), then the index segment."""
-        assert dedup is not None and dedup.index is not None
-        replaced = None
-        dedup.index.remove_orphans()
-        dedup.index.compact()
-        if dedup.recheck():
-            shutil.rmtree(staging / "out", ignore_errors=True)
-            replaced = _write_outputs(config, runner, results, staging, dedup)
-            record.counters = _with_dedup(counters, dedup, config).to_dict()
-            record.docs_out = sum(r.kept_rows for r in results) - len(dedup.decisions.drops)
-        dedup.index.write_commit_segment(number, key, dedup.segment())
-        crash_point("REFINERY_CRASH_AFTER_INDEX")
-        return replaced
-
-    committed = store.commit_staged(staging, record, shards, rejects, prepare if dedup else None)
+    record.stats = staged_stats(staging, shards)  # before the lock: it reads every shard
+    with store.committing(key) as slot:
+        committed = slot.existing
+        if committed is None:
+            if dedup is not None:
+                if dedup.recheck():  # under the lock: commits made meanwhile may hold copies of ours
+                    shards, rejects = write_outputs(config, runner, results, staging, dedup)
+                    record.counters = _with_dedup(counters, dedup, config).to_dict()
+                    record.docs_out = docs_out(results, dedup)
+                    record.stats = staged_stats(staging, shards)
+                dedup.write_segment(slot.number, key)
+                crash_point("REFINERY_CRASH_AFTER_INDEX")
+            committed = slot.publish(staging, record, shards, rejects)
+    shutil.rmtree(staging, ignore_errors=True)
     finished.discard()
     return BatchOutcome(committed, committed is not record, Counters.from_dict(committed.counters))
 
@@ -340,7 +251,7 @@ def annotate_batch(
         schema = PipelineRunner(config, "annotate").schema
         parts = [r.kept_path for r in results]
         batches = iter_parts(parts)
-        dedup = DedupPhase.for_config(config, store, writable=False)
+        dedup = BatchDedup.for_config(config, store, writable=False)
         if dedup is not None:
             dedup.decide(parts, only_keep_verdict=True)
             batches = dedup.annotate_parts(parts)

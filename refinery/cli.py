@@ -64,7 +64,7 @@ def _print_record(rec, file=sys.stdout) -> None:
 def cmd_run(args) -> int:
     from refinery.batch import run_batch
     from refinery.counters import Counters
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.store import CorpusStore
 
     config = resolve(args.pipeline)
@@ -114,7 +114,7 @@ def _publish_after_run(store, args, commit: int) -> int:
 
 def cmd_annotate(args) -> int:
     from refinery.batch import annotate_batch
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.store import CorpusStore
 
     config = resolve(args.pipeline)
@@ -228,7 +228,7 @@ def _command_line(args) -> str:
 
 
 def cmd_models_build_lm(args) -> int:
-    from refinery.models.lm import LmBuildOptions, build_lm
+    from refinery.build.lm import LmBuildOptions, build_lm
     from refinery.models.registry import DEFAULT_ROOT, model_dir
 
     out = Path(args.out) if args.out else model_dir(DEFAULT_ROOT, "lm", args.lang)
@@ -273,7 +273,7 @@ def cmd_models_build_extractor(args) -> int:
 
 
 def cmd_models_build_quality(args) -> int:
-    from refinery.models.quality_cli import build_quality_command
+    from refinery.build.quality_cli import build_quality_command
 
     return build_quality_command(args, _command_line(args))
 
@@ -293,7 +293,7 @@ def cmd_models_ls(args) -> int:
                 cal = m.get("calibration", {})
                 summary = f"heldout ppl {metrics.get('heldout_median_perplexity')} cutoffs {cal.get('head_cutoff')}/{cal.get('tail_cutoff')}{unseen_summary(m)}"
             elif kind == "quality":
-                from refinery.models.quality_cli import ls_summary
+                from refinery.build.quality_cli import ls_summary
 
                 summary = ls_summary(m)
             else:
@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.set_defaults(fn=cmd_models_build_extractor)
 
 
-    from refinery.models.quality_cli import add_build_quality_parser
+    from refinery.build.quality_cli import add_build_quality_parser
 
     add_build_quality_parser(msub, cmd_models_build_quality)
     ml = msub.add_parser("ls", help="list models with versions and held-out metrics")

@@ -19,9 +19,30 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path | str) -> None:
+    """Make a file's bytes durable (one written and closed by someone else: a Parquet part)."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
 def replace_durably(tmp: Path, final: Path) -> None:
     """fsync `tmp`, rename it to `final` (replacing any file there), fsync the directory."""
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
+    fsync_file(tmp)
     os.replace(tmp, final)
     fsync_dir(final.parent)
+
+
+def write_text_durably(final: Path, text: str) -> None:
+    """`text` as `final`, through `<final>.tmp` in the same directory (replace_durably)."""
+    tmp = final.with_name(final.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    replace_durably(tmp, final)
+
+
+def move_durably(src: Path, dst: Path) -> None:
+    """Rename a durable file to `dst` on the same filesystem, then fsync both directories (the new
+    entry, and the old one's removal along with any directory created in it)."""
+    os.rename(src, dst)
+    fsync_dir(dst.parent)
+    if src.parent != dst.parent:
+        fsync_dir(src.parent)

@@ -18,7 +18,7 @@ from refinery.config import PipelineConfig
 from refinery.counters import Counters
 from refinery.dedup.raw import RawCopies, unit_raw_keys
 from refinery.local_ray import init_local_ray
-from refinery.pipeline import PipelineRunner
+from refinery.runner import PipelineRunner
 from refinery.readers import InputFile, WorkUnit, plan_units, read_unit, scan_file
 from refinery.schema import REJECT_SCHEMA
 from refinery.store.shards import PartWriter

@@ -1,7 +1,7 @@
 """Resumable batches: finished work units survive a crash, so a re-run redoes only the rest.
 
-A batch of hours of crawl killed at 90% (a crash, `kill -9`, a deploy) used to redo every unit.
-Now each finished unit's part files (kept rows, rejects) and its result are kept in
+A batch of hours of crawl killed at 90% (a crash, `kill -9`, a deploy) should not redo every
+unit.  Each finished unit's part files (kept rows, rejects) and its result are kept in
 `<store>/state/resume/<batch key>/`, keyed by the unit's input range: file (uri and content
 digest), first record, record count.  The batch key covers the config hash, the inputs and the
 models, so a stored unit is reused only by the same batch under the same config.  Keying by range
@@ -15,7 +15,8 @@ order, whether a part was just computed or restored.  The raw-byte hashing still
 unit (later units' skips need the earlier units' keys).
 
 A unit is finished when its `<key>.json` exists: the part files are hard-linked (same
-filesystem as the staging area) before the JSON is written by rename.  The folder goes when the
+filesystem as the staging area) and fsynced before the JSON is written durably
+(refinery/durable.py), so a power loss leaves no JSON naming a part that is not on disk.  The folder goes when the
 batch commits (or is found committed); an abandoned one (a batch never re-run) is removed by
 `refinery store gc` after RESUME_MAX_AGE_DAYS without a change.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import xxhash
 
+from refinery.durable import fsync_file, write_text_durably
 from refinery.readers import WorkUnit
 
 log = logging.getLogger("refinery.resume")
@@ -63,9 +65,7 @@ class FinishedUnits:
     def begin(self, units: list[WorkUnit]) -> None:
         """Note the plan (for operators and tests: how many units, how many already finished)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / "plan.json.tmp"
-        tmp.write_text(json.dumps({"version": VERSION, "units": len(units), "started": time.time()}))
-        os.replace(tmp, self.dir / "plan.json")
+        write_text_durably(self.dir / "plan.json", json.dumps({"version": VERSION, "units": len(units), "started": time.time()}))
 
     def finished(self, units: list[WorkUnit], staging: Path):
         """{unit index: UnitResult} for the units stored finished, their files linked into `staging`."""
@@ -114,19 +114,17 @@ class FinishedUnits:
     def _save(self, unit: WorkUnit, result) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         key = unit_key(unit)
-        if result.kept_path:
-            _link(result.kept_path, self.dir / f"{key}.kept.parquet")
-        if result.rejects_path:
-            _link(result.rejects_path, self.dir / f"{key}.rejects.parquet")
+        for part, name in ((result.kept_path, f"{key}.kept.parquet"), (result.rejects_path, f"{key}.rejects.parquet")):
+            if part:
+                _link(part, self.dir / name)
+                fsync_file(self.dir / name)  # on disk before the JSON that says the unit is finished
         meta = {
             "version": VERSION, "file": unit.file.uri, "start": unit.start, "count": unit.count,
             "docs_in": result.docs_in, "kept_rows": result.kept_rows, "reject_rows": result.reject_rows,
             "kept": bool(result.kept_path), "rejects": bool(result.rejects_path),
             "counters": result.counters, "node_id": result.node_id,
         }  # fmt: skip
-        tmp = self.dir / f"{key}.json.tmp"
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, self.dir / f"{key}.json")
+        write_text_durably(self.dir / f"{key}.json", json.dumps(meta))
         self.saved += 1
 
     def discard(self) -> None:

@@ -21,7 +21,7 @@ class Checked:
 
 def check(spec: str) -> Checked:
     """Load `spec` (path or name) and every model it names; collect its errors instead of raising."""
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
 
     try:
         config = resolve(spec)
@@ -62,7 +62,7 @@ def cmd_validate(args) -> int:
 
 def cmd_pipelines(args) -> int:
     """List the shipped pipelines; an invalid file is listed with its first error, not fatal."""
-    from refinery.pipelines import available
+    from refinery.pipeline_files import available
 
     bad = 0
     for name, path in available().items():

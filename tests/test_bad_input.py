@@ -27,7 +27,7 @@ from fault_util import worker_failures
 from refinery import executor
 from refinery.batch import run_batch
 from refinery.errors import InputError
-from refinery.pipelines import resolve
+from refinery.pipeline_files import resolve
 from refinery.readers import discover
 from refinery.sample import write_sample_warc
 from refinery.store import CorpusStore

@@ -1,8 +1,8 @@
 """The batch key decides what counts as a re-run: inputs, config and models."""
 
 from refinery.batch import batch_key
-from refinery.pipeline import PipelineRunner
-from refinery.pipelines import resolve
+from refinery.runner import PipelineRunner
+from refinery.pipeline_files import resolve
 from refinery.readers import discover
 from refinery.sample import write_sample_warc
 

@@ -4,7 +4,7 @@ import pytest
 
 from refinery.config import load_pipeline, parse_pipeline
 from refinery.errors import ConfigError
-from refinery.pipelines import available, resolve
+from refinery.pipeline_files import available, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,8 @@ from refinery.counters import Counters
 from refinery.decont.index import IndexParams, build_index, items_from_files, load_index, save_index
 from refinery.decont.sets import read_items
 from refinery.errors import ConfigError
-from refinery.pipeline import PipelineRunner
-from refinery.pipelines import resolve
+from refinery.runner import PipelineRunner
+from refinery.pipeline_files import resolve
 from refinery.schema import INPUT_SCHEMA
 from refinery.stages.decontaminate import DEFAULT_INDEX, DecontaminateOptions, DecontaminateStage
 

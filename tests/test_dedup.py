@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from refinery.config import parse_pipeline
-from refinery.dedup.compact import NO_MATCH, PartitionedIndex
+from refinery.dedup.resident import NO_MATCH, PartitionedIndex
 from refinery.dedup.lsh import band_hashes, candidate_probability
 from refinery.dedup.minhash import MinHasher, Shingling, fmix64, normalise, shingle_hash32, shingles
-from refinery.dedup.phase import _FirstKept
+from refinery.dedup.decisions import _FirstKept
 from refinery.errors import ConfigError
 from refinery.dedup.options import DedupOptions
 from refinery.dedup.signatures import Signer
@@ -257,7 +257,7 @@ def test_compaction_folds_segments_into_a_base_that_loads_the_same(tmp_path):
     other = DedupIndex(store, o)  # another process that loaded the segment files before compaction
     other.refresh()
     before = [index.locate(i) for i in range(8)]
-    assert not index.compact(at=9) and index.compact(at=8)
+    assert not index.merge_segments(at=9) and index.merge_segments(at=8)
     assert other.locate(3) == ("c4", 4)  # its file is gone: found in the base
     assert [p.name for p in index.dir.iterdir()] == ["base-00000008.parquet"]
     assert [index.locate(i) for i in range(8)] == before == [(f"c{n}", n) for n in range(1, 9)]

@@ -16,7 +16,7 @@ import pytest
 
 from refinery.batch import annotate_batch, run_batch
 from refinery.config import load_pipeline
-from refinery.dedup import phase as phase_mod
+from refinery.dedup import decisions as decisions_mod
 from refinery.dedup.index import DedupIndex
 from refinery.store import CorpusStore
 
@@ -150,7 +150,7 @@ def test_batch1_copy_removed_in_batch5_after_restart_and_index_rebuild(world):
     shutil.rmtree(store.state_dir / "dedup")
     index = DedupIndex(store, cfg.stage("dedup").options)
     assert index.refresh() == 5 and index.rebuilt == [1, 2, 3, 4, 5]
-    phase = phase_mod.DedupPhase(cfg.stage("dedup").options, None, writable=False)
+    phase = decisions_mod.BatchDedup(cfg.stage("dedup").options, None, writable=False)
     phase.index = index
     total_kept = sum(store.commit(n).rows for n in range(1, 6))
     assert index.mem.size == total_kept
@@ -184,7 +184,7 @@ def test_concurrent_batches_do_not_both_keep_a_pair(world, monkeypatch):
     x = _write(world["root"] / "x.jsonl", [a, b])
     y = _write(world["root"] / "y.jsonl", [c, _edit(rng, b)])
     store = CorpusStore(world["root"] / "concurrent")
-    real_finish = phase_mod.DedupPhase.finish
+    real_finish = decisions_mod.BatchDedup.finish
     calls = []
 
     def decide_then_let_y_commit(self):
@@ -194,7 +194,7 @@ def test_concurrent_batches_do_not_both_keep_a_pair(world, monkeypatch):
             run_batch(cfg, [y], store)  # commits as 1 while X holds its decisions
         return result
 
-    monkeypatch.setattr(phase_mod.DedupPhase, "finish", decide_then_let_y_commit)
+    monkeypatch.setattr(decisions_mod.BatchDedup, "finish", decide_then_let_y_commit)
     out_x = run_batch(cfg, [x], store)
     assert out_x.record.commit == 2
     assert _committed(store, 1) == _doc_ids(y)
@@ -229,9 +229,9 @@ def test_index_partitions_on_ray_actors_answer_like_the_local_index(world):
 def test_streamed_outputs_equal_one_pass_outputs_whatever_the_arrival_order(world, tmp_path):
     """Units are taken in unit order as they finish: any arrival order gives the shards a single
     pass over all parts after the execution writes (same bytes), copies decided the same."""
-    from refinery.batch import StreamingOutputs, _write_outputs
+    from refinery.outputs import StreamingOutputs, write_outputs
     from refinery.executor import process_unit
-    from refinery.pipeline import PipelineRunner
+    from refinery.runner import PipelineRunner
     from refinery.readers import discover, plan_units
 
     cfg = world["config"]
@@ -241,9 +241,9 @@ def test_streamed_outputs_equal_one_pass_outputs_whatever_the_arrival_order(worl
     results = [process_unit(cfg, u, str(staging), "run") for u in units]
     runner = PipelineRunner(cfg, "run")
 
-    reference = phase_mod.DedupPhase.for_config(cfg, CorpusStore(tmp_path / "ref"), writable=True)
+    reference = decisions_mod.BatchDedup.for_config(cfg, CorpusStore(tmp_path / "ref"), writable=True)
     reference.decide([r.kept_path for r in results])
-    ref_shards, ref_rejects = _write_outputs(cfg, runner, results, tmp_path / "one-pass", reference)
+    ref_shards, ref_rejects = write_outputs(cfg, runner, results, tmp_path / "one-pass", reference)
     assert reference.drop_counts() == {"exact": 1, "near": 3}  # b2[1], b2[3] of b1; b2[5] of b2[4]; b5[1] of b1[0]
 
     for order in (list(range(len(results))), list(reversed(range(len(results)))), [3, 0, 7, 1, 11, 2, 5, 4, 10, 6, 9, 8]):
@@ -258,9 +258,9 @@ def test_streamed_outputs_equal_one_pass_outputs_whatever_the_arrival_order(worl
 
 
 def test_streamed_outputs_refuse_a_missing_unit(world, tmp_path):
-    from refinery.batch import StreamingOutputs
+    from refinery.outputs import StreamingOutputs
     from refinery.executor import process_unit
-    from refinery.pipeline import PipelineRunner
+    from refinery.runner import PipelineRunner
     from refinery.readers import discover, plan_units
 
     cfg = world["config"]

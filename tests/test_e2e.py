@@ -14,7 +14,7 @@ import pytest
 
 from conftest import shared
 from helpers import REPO, cli_env, refinery
-from refinery.pipelines import resolve
+from refinery.pipeline_files import resolve
 from refinery.store import CorpusStore
 
 pytestmark = pytest.mark.slow

@@ -61,7 +61,7 @@ def test_prefilter_never_drops_what_langid_keeps_on_real_pages():
 
     warc = shared("warc", "real_pages", "pages-004.warc.gz")
     batch = next(read_unit(plan_units(discover([str(warc)]), 10**6)[0], 10**6))
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.stages.quality import QualityStage
 
     web_en = {s.name: s.options for s in resolve("web-en").stages}

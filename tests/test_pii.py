@@ -14,8 +14,8 @@ from refinery.config import parse_pipeline
 from refinery.counters import Counters
 from refinery.errors import ConfigError
 from refinery.pii.detect import find_pii
-from refinery.pipeline import PipelineRunner
-from refinery.pipelines import resolve
+from refinery.runner import PipelineRunner
+from refinery.pipeline_files import resolve
 from refinery.schema import INPUT_SCHEMA
 from refinery.stages.pii import DEFAULT_PLACEHOLDERS, PiiStage
 

@@ -14,9 +14,10 @@ from conftest import shared
 from refinery.config import parse_pipeline
 from refinery.counters import Counters
 from refinery.errors import ConfigError, InputError
-from refinery.models.quality import QualityBuildOptions, QualityModel, bucket_of, build_quality, threshold_for_fraction
+from refinery.build.quality import QualityBuildOptions, build_quality
+from refinery.models.quality import QualityModel, bucket_of, threshold_for_fraction
 from refinery.models.registry import DEFAULT_ROOT, read_manifest
-from refinery.pipeline import PipelineRunner
+from refinery.runner import PipelineRunner
 from refinery.schema import INPUT_SCHEMA, REJECT_SCHEMA
 from refinery.stages.quality_classifier import QualityClassifierOptions, QualityClassifierStage
 
@@ -254,7 +255,7 @@ def test_stacked_build_is_deterministic_and_scores_as_built(tiny):
     assert m.stacker is not None and m.info["stack_sha256"] == ma["files"]["stack"]["sha256"]
     # the recorded percentiles are of the stacked score: re-scoring the calibration rows reproduces them
     from refinery.models.quality import percentiles, score_texts
-    from refinery.models.quality_data import read_docs
+    from refinery.build.quality_data import read_docs
 
     cal = read_docs("jsonl", Path(pos[0].partition(":")[2]), "en")
     assert percentiles(m.scores([d.text for d in cal])) == ma["calibration"]["percentiles"]
@@ -262,8 +263,8 @@ def test_stacked_build_is_deterministic_and_scores_as_built(tiny):
 
 
 def test_calibration_leaves_out_heldout_wcxb_domains(tiny):
-    from refinery.models.quality import read_calibration
-    from refinery.models.quality_data import is_heldout, read_docs
+    from refinery.build.quality import read_calibration
+    from refinery.build.quality_data import is_heldout, read_docs
 
     _, _, neg = tiny
     path = Path(neg[0].partition(":")[2])

@@ -16,7 +16,7 @@ import pytest
 from conftest import shared
 from helpers import REPO, cli_env
 from refinery.batch import run_batch
-from refinery.pipelines import resolve
+from refinery.pipeline_files import resolve
 from refinery.store import CorpusStore
 from service_util import session_pids
 

@@ -86,7 +86,7 @@ def test_service_killed_at_random_point_then_inside_commit_equals_clean_run(tmp_
 
     from fault_util import assert_index_agrees, assert_readers_see_only, assert_same_store
     from helpers import refinery
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
 
     seed = random.randrange(1 << 30)
     delay = random.Random(seed).uniform(0.0, 3.0)

@@ -13,7 +13,7 @@ from refinery.errors import ConfigError
 from refinery.models.metrics import roc_auc
 from refinery.models.registry import DEFAULT_ROOT, read_manifest
 from refinery.models.toxicity import ToxicityModel, read_labelled
-from refinery.pipeline import PipelineRunner
+from refinery.runner import PipelineRunner
 from refinery.schema import INPUT_SCHEMA, REJECT_SCHEMA
 from refinery.stages.toxicity import ToxicityOptions, ToxicityStage
 
@@ -155,7 +155,7 @@ def test_acceptance_chinese_cold_dev_roc_auc():
 @pytest.mark.slow
 def test_refinery_run_on_real_pages_records_model_versions(tmp_path):
     from refinery.batch import run_batch
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.store import CorpusStore
 
     warc = shared("warc", "real_pages", "pages-004.warc.gz")

@@ -15,8 +15,8 @@ from conftest import shared
 from refinery.config import parse_pipeline
 from refinery.counters import Counters
 from refinery.errors import ConfigError
-from refinery.pipeline import PipelineRunner
-from refinery.pipelines import resolve
+from refinery.runner import PipelineRunner
+from refinery.pipeline_files import resolve
 from refinery.readers import discover, plan_units, read_unit
 from refinery.stages.url_filter import UrlFilterOptions, UrlFilterStage
 from refinery.urlfilter.lists import HashedSet, entry_hashes

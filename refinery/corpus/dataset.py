@@ -95,7 +95,7 @@ class CorpusDataset(IterableDataset):
         self.seq_len = seq_len
         self.since = since
         self.follow = follow
-        self.commit = None if follow else self.corpus._resolve(commit)  # pinned now, saved in state
+        self.commit = None if follow else self.corpus.resolve_commit(commit)  # pinned now, saved in state
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
         if epochs is not None and epochs < 1:
             raise ValueError("epochs must be >= 1 (None: repeat forever)")
@@ -110,13 +110,13 @@ class CorpusDataset(IterableDataset):
         self.poll_interval, self.idle_timeout = poll_interval, idle_timeout
         self.tokenize_batch = tokenize_batch
         self.num_workers: int | None = None  # set by StatefulLoader or the first iteration
-        self._cursors: dict[int, Cursor] = {}
+        self.cursors: dict[int, Cursor] = {}
         # DataLoader hands out batches round-robin from worker 0; a resumed loader must
         # start that round at the worker that was next, so worker i serves slot i + offset.
         self._next_slot = 0
         self._slot_offset = 0
         self._row_groups: dict[int, list[tuple[Shard, int]]] = {}
-        self._plan = None  # a mixture (docs/corpus.md, "Mixtures"): groups, weights, caps; see mixed_feed.py
+        self.mixture_plan = None  # a mixture (docs/corpus.md, "Mixtures"): groups, weights, caps; see mixed_feed.py
         self._cursor_width = 4
         if mixture is not None:
             self._init_mixture(mixture)
@@ -132,10 +132,10 @@ class CorpusDataset(IterableDataset):
         if self.filter is not None:
             raise ValueError("with a mixture, put filters in its groups (filter= applies to plain streams)")
         spec = MixtureSpec.load(mixture)
-        self._plan = MixturePlan(self.corpus, spec, self.seed, since=self.since,
+        self.mixture_plan = MixturePlan(self.corpus, spec, self.seed, since=self.since,
                                  commit=start if start is not None else self.commit, follow=self.follow)
         if not self.follow:
-            self.commit = self._plan.start
+            self.commit = self.mixture_plan.start
         self._cursor_width = cursor_width(self)
 
     # -- planning ----------------------------------------------------------------
@@ -171,7 +171,7 @@ class CorpusDataset(IterableDataset):
             table = table.take(_rng(self.seed, epoch, commit, si, rg).permutation(table.num_rows))
         return table.to_pydict()
 
-    def _encoder(self) -> Callable[[list[str]], list[list[int]]]:
+    def encoder(self) -> Callable[[list[str]], list[list[int]]]:
         tok = self.tokenizer
         if isinstance(tok, (str, os.PathLike)):
             from tokenizers import Tokenizer
@@ -184,7 +184,7 @@ class CorpusDataset(IterableDataset):
             return tok
         raise TypeError(f"tokenizer must be a tokenizers.Tokenizer, a tokenizer.json path or a callable, not {type(tok).__name__}")
 
-    def _resolve_eos(self) -> int | None:
+    def resolve_eos(self) -> int | None:
         if self.eos_id != "auto":
             return None if self.eos_id is None else int(self.eos_id)
         to_id = getattr(self.tokenizer, "token_to_id", None)
@@ -245,17 +245,17 @@ class CorpusDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         num_workers, wid = (1, 0) if info is None else (info.num_workers, info.id)
-        if self.num_workers is not None and self.num_workers != num_workers and self._cursors:
+        if self.num_workers is not None and self.num_workers != num_workers and self.cursors:
             raise ValueError(f"state was saved with {self.num_workers} workers per rank; this loader has {num_workers}")
         self.num_workers = num_workers
         total = self.world_size * num_workers
         g = self.rank * num_workers + (wid + self._slot_offset) % num_workers
-        if self._plan is not None:
+        if self.mixture_plan is not None:
             from refinery.corpus.mixed_feed import iter_mixture
 
-            yield from iter_mixture(self, g, total, self._cursors.get(g))
+            yield from iter_mixture(self, g, total, self.cursors.get(g))
             return
-        start = self._cursors.get(g, (0, 0, 0))
+        start = self.cursors.get(g, (0, 0, 0))
         if self.tokenizer is None:
             yield from self._iter_documents(g, total, start)
         else:
@@ -264,13 +264,13 @@ class CorpusDataset(IterableDataset):
     def _iter_documents(self, g: int, total: int, start: Cursor) -> Iterator[dict[str, Any]]:
         for pos, row, data, _ in self._documents(start, g, total, self.columns):
             cursor = (pos, row + 1, 0)
-            self._cursors[g] = cursor
+            self.cursors[g] = cursor
             sample = {c: data[c][row] for c in self.columns}
             sample["_cursor"] = torch.tensor((g, *cursor), dtype=torch.long)
             yield sample
 
     def _iter_packed(self, g: int, total: int, start: Cursor) -> Iterator[dict[str, Any]]:
-        encode, eos = self._encoder(), self._resolve_eos()
+        encode, eos = self.encoder(), self.resolve_eos()
         seq_len = self.seq_len
         assert seq_len is not None
         # pending segments: [unit index, row, offset of tokens[0] in the document, tokens]
@@ -303,23 +303,23 @@ class CorpusDataset(IterableDataset):
                         seg[3] = seg[3][take:]
                 have -= seq_len
                 cursor = tuple(pending[0][:3]) if pending else last
-                self._cursors[g] = cursor  # type: ignore[assignment]
+                self.cursors[g] = cursor  # type: ignore[assignment]
                 yield {"input_ids": torch.tensor(out, dtype=torch.long),
                        "_cursor": torch.tensor((g, *cursor), dtype=torch.long)}
 
     # -- epochs and state ------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Start at epoch `epoch` from its beginning (each epoch has its own deterministic order)."""
-        if self._plan is not None:
+        if self.mixture_plan is not None:
             raise ValueError("a mixture stream has no dataset epochs: each group has its own (max_epochs)")
         self.epoch = epoch
-        self._cursors = {}
+        self.cursors = {}
         self._next_slot = 0
 
     def observe(self, cursors: torch.Tensor) -> None:
         """Record the cursor of a batch handed to the training loop (done by StatefulLoader)."""
         row = cursors.reshape(-1, self._cursor_width)[-1].tolist()
-        self._cursors[int(row[0])] = tuple(int(v) for v in row[1:])  # type: ignore[assignment]
+        self.cursors[int(row[0])] = tuple(int(v) for v in row[1:])  # type: ignore[assignment]
         workers = self.num_workers or 1
         self._next_slot = (int(row[0]) % workers + 1) % workers
 
@@ -328,8 +328,8 @@ class CorpusDataset(IterableDataset):
             "version": STATE_VERSION, "uri": self.corpus.uri, "seed": self.seed, "epoch": self.epoch,
             "shuffle": self.shuffle, "epochs": self.epochs, "follow": self.follow, "since": self.since, "commit": self.commit,
             "seq_len": self.seq_len, "rank": self.rank, "world_size": self.world_size,
-            "num_workers": self.num_workers, "next_worker": self._next_slot, "cursors": {str(k): list(v) for k, v in sorted(self._cursors.items())},
-            **({"mixture": self._plan.spec.digest(), "mixture_start": self._plan.start} if self._plan is not None else {}),
+            "num_workers": self.num_workers, "next_worker": self._next_slot, "cursors": {str(k): list(v) for k, v in sorted(self.cursors.items())},
+            **({"mixture": self.mixture_plan.spec.digest(), "mixture_start": self.mixture_plan.start} if self.mixture_plan is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -338,21 +338,21 @@ class CorpusDataset(IterableDataset):
         for key in ("seed", "shuffle", "epochs", "follow", "since", "seq_len", "rank", "world_size"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"state was saved with {key}={state[key]!r}, this dataset has {getattr(self, key)!r}")
-        if self._plan is not None or state.get("mixture") is not None:
-            mine = self._plan.spec.digest() if self._plan is not None else None
+        if self.mixture_plan is not None or state.get("mixture") is not None:
+            mine = self.mixture_plan.spec.digest() if self.mixture_plan is not None else None
             if state.get("mixture") != mine:
                 raise ValueError(f"state was saved with mixture {state.get('mixture')!r}, this dataset has {mine!r}")
-            assert self._plan is not None
-            if state["mixture_start"] != self._plan.start:  # resume on the commits the state was saved on
-                self._init_mixture(self._plan.spec, int(state["mixture_start"]))
+            assert self.mixture_plan is not None
+            if state["mixture_start"] != self.mixture_plan.start:  # resume on the commits the state was saved on
+                self._init_mixture(self.mixture_plan.spec, int(state["mixture_start"]))
         elif state["commit"] != self.commit:  # resume reads the snapshot it started on
-            self.commit = self.corpus._resolve(state["commit"])
+            self.commit = self.corpus.resolve_commit(state["commit"])
             for c in range(self.since + 1, self.commit + 1):
                 self._commit_units(c)
         self.epoch = state["epoch"]
         self.num_workers = state["num_workers"]
         self._next_slot = int(state.get("next_worker", 0))
-        self._cursors = {int(k): tuple(int(x) for x in v) for k, v in state["cursors"].items()}  # type: ignore[misc]
+        self.cursors = {int(k): tuple(int(x) for x in v) for k, v in state["cursors"].items()}  # type: ignore[misc]
 
 
 class StatefulLoader:
@@ -374,7 +374,7 @@ class StatefulLoader:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         workers = max(1, self.num_workers)
-        if self.dataset.num_workers not in (None, workers) and self.dataset._cursors:
+        if self.dataset.num_workers not in (None, workers) and self.dataset.cursors:
             raise ValueError(f"state was saved with {self.dataset.num_workers} workers per rank; this loader has {workers}")
         self.dataset.num_workers = workers
         self.dataset._slot_offset = self.dataset._next_slot  # continue the round-robin where it stopped

@@ -21,13 +21,13 @@ if TYPE_CHECKING:
 
 def cursor_width(ds: "CorpusDataset") -> int:
     """Ints in a sample's `_cursor` tensor: global worker, the state, the token offset."""
-    assert ds._plan is not None
-    return 1 + len(MixtureSampler(ds._plan, 0, 1).state()) + 1
+    assert ds.mixture_plan is not None
+    return 1 + len(MixtureSampler(ds.mixture_plan, 0, 1).state()) + 1
 
 
 def iter_mixture(ds: "CorpusDataset", g: int, total: int, start: tuple[int, ...] | None) -> Iterator[dict[str, Any]]:
-    assert ds._plan is not None
-    sampler = MixtureSampler(ds._plan, g, total, poll_interval=ds.poll_interval, idle_timeout=ds.idle_timeout,
+    assert ds.mixture_plan is not None
+    sampler = MixtureSampler(ds.mixture_plan, g, total, poll_interval=ds.poll_interval, idle_timeout=ds.idle_timeout,
                              state=start[:-1] if start else None)
     skip0 = start[-1] if start else 0
     if ds.tokenizer is None:
@@ -39,7 +39,7 @@ def iter_mixture(ds: "CorpusDataset", g: int, total: int, start: tuple[int, ...]
 def _documents(ds: "CorpusDataset", g: int, sampler: MixtureSampler) -> Iterator[dict[str, Any]]:
     for _, doc in DocumentReader(sampler, ds.columns, with_state=False):
         cursor = (*sampler.state(), 0)
-        ds._cursors[g] = cursor
+        ds.cursors[g] = cursor
         sample = {c: doc[c] for c in ds.columns}
         sample["group"], sample["group_epoch"] = doc["group"], doc["group_epoch"]
         sample["_cursor"] = torch.tensor((g, *cursor), dtype=torch.long)
@@ -47,7 +47,7 @@ def _documents(ds: "CorpusDataset", g: int, sampler: MixtureSampler) -> Iterator
 
 
 def _packed(ds: "CorpusDataset", g: int, sampler: MixtureSampler, skip0: int) -> Iterator[dict[str, Any]]:
-    encode, eos = ds._encoder(), ds._resolve_eos()
+    encode, eos = ds.encoder(), ds.resolve_eos()
     seq_len = ds.seq_len
     assert seq_len is not None
     docs = iter(DocumentReader(sampler, [ds.text_column]))
@@ -82,6 +82,6 @@ def _packed(ds: "CorpusDataset", g: int, sampler: MixtureSampler, skip0: int) ->
                         seg[2] = seg[2][take:]
                 have -= seq_len
                 cursor = (*pending[0][0], pending[0][1]) if pending else last
-                ds._cursors[g] = cursor
+                ds.cursors[g] = cursor
                 yield {"input_ids": torch.tensor(out, dtype=torch.long),
                        "_cursor": torch.tensor((g, *cursor), dtype=torch.long)}

@@ -155,7 +155,8 @@ class Corpus:
         self._records[number] = rec
         return rec
 
-    def _resolve(self, commit: int | None) -> int:
+    def resolve_commit(self, commit: int | None) -> int:
+        """The commit a read pins: `commit`, or the latest visible one when None (StoreError past it)."""
         latest = self.latest()
         if commit is None:
             return latest
@@ -165,7 +166,7 @@ class Corpus:
 
     def commits(self, commit: int | None = None, since: int = 0) -> list[CommitRecord]:
         """Commit records `since` < n <= `commit` (default: the latest visible)."""
-        upto = self._resolve(commit)
+        upto = self.resolve_commit(commit)
         return [self.commit(n) for n in range(since + 1, upto + 1)]
 
     # -- files -----------------------------------------------------------------
@@ -195,7 +196,7 @@ class Corpus:
             raise StoreError(f"{self.uri}: no shards in the snapshot")
         return self.parquet_file(shards[0]).schema_arrow
 
-    def _fragment(self, shard: Shard) -> pads.ParquetFileFragment:
+    def fragment(self, shard: Shard) -> pads.ParquetFileFragment:
         """The shard's Parquet fragment with its footer parsed once (a GET per shard, not per row group)."""
         key = self._fs_path(shard)
         frag = self._fragments.get(key)
@@ -210,13 +211,13 @@ class Corpus:
         return frag
 
     def num_row_groups(self, shard: Shard) -> int:
-        return self._fragment(shard).num_row_groups
+        return self.fragment(shard).num_row_groups
 
     def read_row_group(
         self, shard: Shard, index: int, columns: Sequence[str] | None = None, filter: Filter = None
     ) -> pa.Table:
         """One row group, projected and filtered (filter columns need not be projected)."""
-        fragment = self._fragment(shard).subset(row_group_ids=[index])
+        fragment = self.fragment(shard).subset(row_group_ids=[index])
         try:
             return fragment.to_table(
                 columns=list(columns) if columns is not None else None, filter=to_expression(filter)
@@ -261,7 +262,7 @@ class Corpus:
         """
         if follow and commit is not None:
             raise ValueError("follow=True reads past any pinned commit: give since=, not commit=")
-        upto = self._resolve(commit)
+        upto = self.resolve_commit(commit)
         self._check(columns, filter, upto)
         done = since
 

@@ -41,15 +41,17 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from refinery.corpus.mixture import DERIVED_COLUMNS, MixtureError, MixtureSpec
-from refinery.corpus.reader import Corpus, Shard
 from refinery.store.stats import word_counts
+
+if TYPE_CHECKING:  # annotations only: reader.Corpus.mixture() imports this module
+    from refinery.corpus.reader import Corpus, Shard
 
 log = logging.getLogger(__name__)
 GROUP_FIELDS = 6  # epoch, pos, base, docs, tokens, dry
@@ -100,7 +102,7 @@ class MixturePlan:
         drawing counts a document's words when it is drawn instead)."""
         self.corpus, self.spec, self.seed, self.since, self.follow = corpus, spec, seed, since, follow
         self.count_tokens = count_tokens
-        self.start = corpus._resolve(commit)  # snapshot (or follow mode's first) commit, pinned now
+        self.start = corpus.resolve_commit(commit)  # snapshot (or follow mode's first) commit, pinned now
         self._index: dict[int, list[tuple[np.ndarray, ...]]] = {}
         self._shards: dict[int, list[Shard]] = {}
         self._exprs = [spec.expression(i) for i in range(len(spec.groups))]
@@ -143,7 +145,7 @@ class MixturePlan:
         n_groups = len(self.spec.groups)
         parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(n_groups)]
         for si, shard in enumerate(self.shards(commit)):
-            frag = self.corpus._fragment(shard)
+            frag = self.corpus.fragment(shard)
             table = frag.to_table(columns=self._columns(frag.physical_schema))
             sizes = [frag.metadata.row_group(i).num_rows for i in range(frag.metadata.num_row_groups)]
             rg = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from refinery.dedup.compact import NO_MATCH, PartitionedIndex
+from refinery.dedup.resident import NO_MATCH, PartitionedIndex
 from refinery.dedup.lsh import band_hashes
 from refinery.durable import replace_durably
 from refinery.dedup.options import DedupOptions
@@ -34,7 +34,7 @@ from refinery.store.corpus_store import pid_alive
 
 SEGMENT_PREFIX = "seg-"
 BASE_PREFIX = "base-"
-COMPACT_AT = 64  # segment files that trigger a compaction into the base file
+MERGE_SEGMENTS_AT = 64  # segment files that trigger their merge into the base file
 BASE_ROW_GROUP = 65536
 
 
@@ -287,7 +287,7 @@ class DedupIndex:
                 tmp.unlink(missing_ok=True)
         return removed
 
-    def compact(self, at: int = COMPACT_AT) -> bool:
+    def merge_segments(self, at: int = MERGE_SEGMENTS_AT) -> bool:
         """Fold the committed segment files into one base file once there are `at` of them.
 
         Under the commit lock.  The base covers commits 1..upto without a gap; it is

@@ -9,47 +9,10 @@ of the training corpus comes from the same source and overstates what a model do
 from __future__ import annotations
 
 import collections
-import json
 import statistics
-from pathlib import Path
 from typing import Any
 
 from refinery.errors import InputError
-from refinery.models import file_sha256, lid_model_path, load_fasttext
-
-
-def read_eval_docs(specs: list[str], lang: str) -> tuple[list[str], list[dict]]:
-    """Documents of `lang`: `.json` ground-truth files of the article-benchmark kind
-    (`{key: {"articleBody": ...}}`, kept when fastText lid.176 says `lang`), else whatever
-    `--calibration` accepts (HTML pages through extract + langid, .txt, .jsonl)."""
-    from refinery.models.lm import read_calibration
-
-    docs: list[str] = []
-    sources: list[dict] = []
-    rest = []
-    lid = None
-    for spec in specs:
-        path = Path(spec)
-        if path.suffix != ".json":
-            rest.append(spec)
-            continue
-        if not path.is_file():
-            raise InputError(f"eval document file {path} not found")
-        try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-            bodies = [r["articleBody"] for _, r in sorted(records.items()) if (r.get("articleBody") or "").strip()]
-        except (json.JSONDecodeError, AttributeError, KeyError, TypeError, UnicodeDecodeError):
-            raise InputError(f"{path}: expected a JSON object of {{key: {{\"articleBody\": text}}}} (article benchmark ground truth)") from None
-        lid = lid or load_fasttext(lid_model_path("lid.176.ftz"))
-        labels = lid.predict([" ".join(b[:4000].split()) for b in bodies])[0] if bodies else []
-        kept = [b for b, lab in zip(bodies, labels) if lab[0] == f"__label__{lang}"]
-        docs.extend(kept)
-        sources.append({"path": str(path), "sha256": file_sha256(str(path)), "documents": len(kept), "of": len(bodies)})
-    if rest:
-        more, more_sources = read_calibration(rest, lang, 1)
-        docs.extend(more)
-        sources.extend(more_sources)
-    return docs, sources
 
 
 def shuffle_lines(text: str, lang: str, seed: int) -> str:

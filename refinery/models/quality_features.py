@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import re
 
-from refinery.models.quality_data import CJK
-from refinery.stages.quality import DEFAULT_STOP_WORDS
+from refinery.stop_words import DEFAULT_STOP_WORDS
 
+CJK_LANGS = frozenset({"zh", "ja", "ko"})  # scored by character, not by word
 MAX_CHARS = 20_000  # a document is scored (fastText and these features) on its first 20k characters
 SENTENCE_END = frozenset(".!?\"'”’:;)。！？」』）")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -53,7 +53,7 @@ def features(text: str, lang: str) -> list[float]:
     n = len(lines)
     chars = sum(len(ln) for ln in lines)
     words = _WORD.findall(text)
-    if lang in CJK:
+    if lang in CJK_LANGS:
         words = [c for w in words for c in (CJK_CHAR.findall(w) or [w])]
     nw = max(1, len(words))
     fw = function_words(lang)

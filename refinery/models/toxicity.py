@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from refinery.errors import InputError
+from refinery.files import parse_format_spec
 from refinery.models import file_sha256, load_fasttext, package_version
 from refinery.models.metrics import classification_report, logit
 from refinery.models.registry import data_provenance, read_manifest, write_manifest
@@ -61,9 +62,7 @@ def preprocess(text: str, lang: str) -> str:
 
 
 def parse_data_spec(spec: str) -> tuple[str, Path]:
-    fmt, sep, rest = spec.partition(":")
-    if not sep or fmt not in DATA_FORMATS:
-        raise InputError(f"--data/--eval {spec!r}: expected FORMAT:FILE with FORMAT one of {', '.join(DATA_FORMATS)}")
+    fmt, rest = parse_format_spec(spec, DATA_FORMATS, "--data/--eval")
     path = Path(rest)
     if not path.is_file():
         raise InputError(f"labelled data file {path} not found")

@@ -1,4 +1,5 @@
-"""The HTTP API (FastAPI): a thin layer over the queue, the store and the pipelines.
+"""The HTTP API (FastAPI): the routes, a thin layer over the service's parts (composition.py)
+and its upload storage (uploads.py).
 
 Contract: docs/api.md.  Every refusal is a 4xx whose JSON body has a
 `detail` string saying why, and a refused request changes nothing (no batch
@@ -8,21 +9,12 @@ row, no file left under <store>/state/uploads).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
-import os
-import re
 import shutil
 import sqlite3
-import threading
 import time
-import uuid
-import zlib
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -33,46 +25,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from refinery import __version__
-from refinery.errors import ConfigError, RefineryError, validation_summary
-from refinery.pipelines import available, resolve
-from refinery.readers import detect_format
+from refinery.errors import ConfigError, validation_summary
+from refinery.pipeline_files import available, resolve
 from refinery.service import storage_health
-from refinery.service.auth import Principal, TokenAuth
-from refinery.service.inbox import InboxWatcher
-from refinery.service.metrics import ServiceMetrics
+from refinery.service.auth import Principal
+from refinery.service.composition import Service, Settings
 from refinery.service.publisher import Publisher
-from refinery.service.queue import STATES, BatchQueue
-from refinery.service.scheduler import Scheduler
-from refinery.service.sources import SourceRefused, SourceResolver
-from refinery.store import CorpusStore
+from refinery.service.queue import STATES
+from refinery.service.sources import SourceRefused
+from refinery.service.uploads import check_upload_name, receive_upload
 from refinery.store.stats import StoreStatsCache
+
+__all__ = ["Settings", "create_app"]  # Settings: what create_app takes (service/composition.py)
 
 log = logging.getLogger("refinery.service")
 
 STATUS_PAGE = Path(__file__).with_name("status_page.html")
-UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-UPLOAD_FORMATS = ("warc",)
-RESOLVE_THREADS = 4  # submissions resolving their sources at once (more wait; beyond twice that: 429)
-
-
-@dataclass
-class Settings:
-    store: str
-    input_roots: list[str]
-    tokens: dict[str, str]
-    address: str | None = None
-    concurrency: int = 2
-    max_body_bytes: int = 64 * 1024
-    max_upload_bytes: int = 1 << 30
-    max_queued: int = 100_000
-    inbox: str | None = None
-    inbox_pipeline: str = "web-en"
-    inbox_poll_seconds: float = 2.0
-    object_roots: list[str] = field(default_factory=list)
-    sample_seconds: float = 2.0
-    publish: str | None = None  # object-store URI (or path) training jobs read; see service/publisher.py
-    publish_retry_seconds: float = 5.0
-    min_free_bytes: int = 64 << 20  # /readyz is 503 below this much free space in the store
 
 
 # -- request bodies --------------------------------------------------------------
@@ -82,104 +50,6 @@ class SubmitRequest(BaseModel):
     pipeline: str = Field(min_length=1, max_length=200, description="pipeline name, see GET /v1/pipelines")
     priority: int = Field(0, ge=-1000, le=1000, description="higher runs first")
     labels: dict[str, str] = Field(default_factory=dict, description="free-form, stored with the commit")
-
-
-class Service:
-    """Process-wide state shared by the routes."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.store = CorpusStore(settings.store)
-        self._lockfile = open(self.store.state_dir / "service.lock", "a+")  # noqa: SIM115 - held for life
-        try:
-            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RefineryError(f"{self.store.root}: another refinery service is running on this store") from None
-        self.uploads = self.store.state_dir / "uploads"
-        self.uploads.mkdir(exist_ok=True)
-        for leftover in self.uploads.glob(".tmp-*"):  # an upload cut short by a crash
-            leftover.unlink(missing_ok=True)
-        self.queue = BatchQueue(self.store.state_dir / "service.db")
-        for d in self.uploads.iterdir():  # an upload stored, but the service died before queueing it
-            if d.is_dir() and self.queue.get(d.name) is None:
-                shutil.rmtree(d, ignore_errors=True)
-        self.auth = TokenAuth(settings.tokens)
-        roots = list(settings.input_roots) + [str(self.uploads)]
-        if settings.inbox:
-            Path(settings.inbox).mkdir(parents=True, exist_ok=True)
-            roots.append(settings.inbox)
-        objects = None
-        if settings.object_roots:
-            from refinery.service.objects import ObjectSources
-
-            objects = ObjectSources(settings.object_roots)
-        self.resolver = SourceResolver(roots, objects)
-        # Submissions resolve their sources here; each resolution is bounded in time (sources.py).
-        self.resolve_pool = ThreadPoolExecutor(RESOLVE_THREADS, thread_name_prefix="refinery-resolve")
-        self.resolving = threading.BoundedSemaphore(RESOLVE_THREADS * 2)
-        self.metrics = ServiceMetrics(self.store, self.queue)
-        self.scheduler = Scheduler(
-            self.queue, self.store, self.metrics, self.resolver, settings.concurrency, settings.address,
-        )
-        self.publisher = (
-            Publisher(self.store, settings.publish, settings.publish_retry_seconds, after=self.scheduler.ray_ready)
-            if settings.publish
-            else None
-        )
-        self.metrics.publisher = self.publisher
-        self.scheduler.on_commit = self.publisher.wake if self.publisher else None
-        self.inbox = (
-            InboxWatcher(Path(settings.inbox), settings.inbox_pipeline, self.queue, self.resolver,
-                         self.scheduler.wake, settings.inbox_poll_seconds)
-            if settings.inbox
-            else None
-        )
-        # (unix time, {stage: cumulative documents in}) samples for the status page's chart.
-        self.samples: deque = deque(maxlen=300)
-        self._stop = threading.Event()
-        self._sampler = threading.Thread(target=self._sample_loop, name="refinery-sampler", daemon=True)
-
-    def start(self) -> None:
-        # Local Ray first, from this thread, while no other thread runs: its start-up adds
-        # variables to the process environment, which must not happen while a thread reads it
-        # from C (pyarrow's S3 does: SIGSEGV in getenv).  A cluster (--address) is reached from
-        # the scheduler's thread instead (ray.init blocks for minutes while a cluster is down,
-        # and the API must answer meanwhile); the publisher waits for Ray either way.
-        if self.settings.address is None:
-            self.scheduler.connect_ray()
-        if self.publisher:
-            self.publisher.start()  # catch-up first: commits made while the service was down
-        self.scheduler.start()
-        if self.inbox:
-            self.inbox.start()
-        self._sampler.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.resolve_pool.shutdown(wait=False, cancel_futures=True)
-        if self.inbox:
-            self.inbox.stop()
-        self.scheduler.stop()
-        if self.publisher:
-            self.publisher.stop()
-
-    def _sample_loop(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.time(), self.metrics.live_snapshot()))
-            self._stop.wait(self.settings.sample_seconds)
-
-    def known_pipeline(self, name: str) -> None:
-        names = available()
-        if name not in names:
-            raise HTTPException(422, f"unknown pipeline {name!r} (known: {', '.join(sorted(names)) or 'none'})")
-        try:
-            resolve(name)
-        except ConfigError as err:
-            raise HTTPException(422, f"pipeline {name!r} is invalid: {err}") from None
-
-    def check_queue_room(self) -> None:
-        if self.queue.counts()["queued"] >= self.settings.max_queued:
-            raise HTTPException(429, f"queue full ({self.settings.max_queued} batches waiting); retry later")
 
 
 def _bearer(request: Request) -> str | None:
@@ -222,17 +92,6 @@ async def _read_limited(request: Request, limit: int) -> bytes:
             raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _looks_like_warc(path: Path) -> bool:
-    with path.open("rb") as f:
-        head = f.read(64 * 1024)
-    if head[:2] == b"\x1f\x8b":
-        try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 16)
-        except zlib.error:
-            return False
-    return head.startswith(b"WARC/")
 
 
 def _publish_status(p: Publisher | None) -> dict | None:
@@ -444,42 +303,15 @@ def create_app(settings: Settings) -> FastAPI:
         filename: str = Query(..., description="name ending in .warc or .warc.gz"),
         priority: int = Query(0, ge=-1000, le=1000),
     ) -> dict:
-        if not UPLOAD_NAME.match(filename) or detect_format(Path(filename)) not in UPLOAD_FORMATS:
-            raise HTTPException(400, f"filename {filename!r}: expected a plain name ending in .warc or .warc.gz")
+        check_upload_name(filename)
         service.known_pipeline(pipeline)
         service.check_queue_room()
-        limit = settings.max_upload_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HTTPException(413, f"upload of {declared} bytes exceeds the limit of {limit} bytes")
-        tmp = service.uploads / f".tmp-{uuid.uuid4().hex}"
-        total = 0
-        try:
-            with tmp.open("wb") as f:
-                async for chunk in request.stream():
-                    total += len(chunk)
-                    if total > limit:
-                        raise HTTPException(413, f"upload exceeds the limit of {limit} bytes")
-                    await asyncio.to_thread(f.write, chunk)  # disk writes off the event loop
-                f.flush()
-                await asyncio.to_thread(os.fsync, f.fileno())
-            if total == 0:
-                raise HTTPException(400, "empty upload")
-            if not _looks_like_warc(tmp):
-                raise HTTPException(400, f"{filename}: not a WARC file (no WARC/ header)")
-            bid = uuid.uuid4().hex
-            final_dir = service.uploads / bid
-            final_dir.mkdir()
-            final = final_dir / filename
-            os.rename(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        bid, final, total = await receive_upload(request, service.uploads, filename, settings.max_upload_bytes)
         try:
             batch = service.queue.submit(f"upload:{filename}", [str(final)], pipeline, priority,
                                          {"upload": filename}, origin="upload", batch_id=bid)
         except BaseException:
-            shutil.rmtree(final_dir, ignore_errors=True)
+            shutil.rmtree(final.parent, ignore_errors=True)
             raise
         service.metrics.upload_bytes.inc(total)
         service.scheduler.wake()

@@ -14,12 +14,11 @@ Label cardinality is bounded: `pipeline` (the configured pipeline names),
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections import Counter as PyCounter
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pyarrow.parquet as pq
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -33,18 +32,6 @@ disable_created_metrics()
 
 STAGE_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 BATCH_DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
-
-
-def _index_size_hook() -> Callable | None:
-    for name in ("refinery.dedup", "refinery.stages.dedup"):
-        try:
-            mod = importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - absent or broken: fall back to the segment files
-            continue
-        fn = getattr(mod, "index_size", None)
-        if callable(fn):
-            return fn
-    return None
 
 
 _SEGMENT_ROWS: dict[tuple[str, int], int] = {}  # (path, mtime_ns) -> rows, from Parquet footers
@@ -65,23 +52,13 @@ def _rows(path: Path) -> int:
 def dedup_index_size(store: CorpusStore) -> dict[str, int]:
     """Entries in each dedup index of the store ({index id: entries}); {} while there is none.
 
-    The dedup stage (issue 3) keeps its index as segment files
+    The dedup index (refinery/dedup/index.py) is kept as segment files
     `state/dedup/<index id>/seg-<commit:08d>-<batch key[:16]>.parquet`, one row per
     indexed document; a segment counts only if manifest/<commit>.json exists and
     names that batch key (the index's own validity rule).  Rows are read from the
-    Parquet footers (cached), never the data.  If the dedup package provides
-    `index_size(store_root: str) -> int | None`, that answer is used instead (as
-    index "default").  The gauge `refinery_dedup_index_entries` is absent while
-    this returns {}.
+    Parquet footers (cached), never the data.  The gauge `refinery_dedup_index_entries`
+    is absent while this returns {}.
     """
-    hook = _index_size_hook()
-    if hook is not None:
-        try:
-            n = hook(str(store.root))
-        except Exception:  # noqa: BLE001 - a broken index must not break /metrics
-            n = None
-        if n is not None:
-            return {"default": int(n)}
     root = store.state_dir / "dedup"
     if not root.is_dir():
         return {}
@@ -294,13 +271,6 @@ def _split_at_driver_stage(counters: dict) -> tuple[dict, dict]:
 
     return ({n: c for n, c in counters.items() if before(n)},
             {n: c for n, c in counters.items() if not before(n)})
-
-
-def _decided_by_driver(stage: str) -> bool:
-    from refinery.stages import STAGE_TYPES
-
-    cls = STAGE_TYPES.get(stage)
-    return bool(cls and cls.decided_by_driver)
 
 
 class _StoreCollector:

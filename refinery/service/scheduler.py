@@ -26,7 +26,7 @@ from refinery import executor
 from refinery.batch import run_batch
 from refinery.counters import Counters
 from refinery.errors import RefineryError, one_line
-from refinery.pipelines import resolve
+from refinery.pipeline_files import resolve
 from refinery.service.events import Throttle, event
 from refinery.service.loop import BackgroundLoop
 from refinery.service.metrics import ServiceMetrics
@@ -243,10 +243,10 @@ class Scheduler(BackgroundLoop):
 
 @contextmanager
 def _keep_sigterm_handler():
-    """ray.init() replaces the SIGTERM handler with one that calls sys.exit(15) wherever the main
-    thread is: under uvicorn that cut the graceful shutdown short with a traceback (`docker stop`
-    read as a crash).  The handler in place before (uvicorn's: finish requests, run the lifespan
-    shutdown) is put back."""
+    """Keep the SIGTERM handler in place across ray.init(), which installs one that calls
+    sys.exit(15) wherever the main thread is: under uvicorn that would cut the graceful shutdown
+    short with a traceback (`docker stop` read as a crash).  The previous handler (uvicorn's:
+    finish requests, run the lifespan shutdown) is put back."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if main else None
     try:

@@ -3,7 +3,7 @@
 The stage itself runs inside the Ray workers and only *measures*: it adds each
 document's `content_hash` and `minhash` signature and drops nothing.  The
 decisions need a global, ordered view (first committed copy wins), so they are
-made by the driver after the workers finish (refinery/dedup/phase.py), against
+made by the driver after the workers finish (refinery/dedup/decisions.py), against
 the persistent index in the store's state and against earlier documents of
 the same batch in input order.  Options, signatures and decisions live in the
 dedup package; see docs/dedup.md.

@@ -19,26 +19,12 @@ from typing import Annotated, Any
 import pyarrow as pa
 from pydantic import Field
 
-from refinery.strict import StrictModel
 from refinery.langcodes import LangCode
+from refinery.stop_words import DEFAULT_STOP_WORDS
+from refinery.strict import StrictModel
 from refinery.schema import DUP_NS, QUALITY_SIGNAL_FIELDS, TOP_NS
 from refinery.stages import text_stats as ts
 from refinery.stages.base import Stage, StageResult, languages, set_column
-
-DEFAULT_STOP_WORDS: dict[str, list[str]] = {
-    # Gopher's English list; the others are the commonest function words of each language.
-    "en": ["the", "be", "to", "of", "and", "that", "have", "with"],
-    "de": ["der", "die", "und", "in", "den", "von", "zu", "das", "mit", "sich", "des", "auf", "ist"],
-    "fr": ["de", "la", "le", "et", "les", "des", "en", "un", "du", "une", "que", "est", "pour"],
-    "es": ["de", "la", "que", "el", "en", "y", "los", "del", "se", "las", "por", "un", "para"],
-    "ru": ["и", "в", "не", "на", "что", "с", "по", "это", "как", "из", "к", "для"],
-    "it": ["di", "e", "il", "la", "che", "in", "per", "un", "del", "della", "non", "con"],
-    "pt": ["de", "a", "o", "que", "e", "do", "da", "em", "um", "para", "com", "não"],
-    "nl": ["de", "het", "een", "en", "van", "in", "is", "dat", "op", "te", "voor", "met"],
-    "pl": ["w", "i", "na", "z", "się", "nie", "do", "to", "że", "jest", "o", "jak"],
-    "zh": ["的", "了", "是", "在", "和", "有", "我", "不", "这", "也"],
-    "ja": ["の", "に", "は", "を", "た", "が", "で", "て", "と", "し"],
-}
 
 
 Frac = Annotated[float, Field(ge=0.0, le=1.0)]  # a fraction threshold; null switches the rule off

@@ -15,7 +15,8 @@ from pydantic import Field
 
 from refinery.strict import StrictModel
 from refinery.stages import text_stats as ts
-from refinery.stages.quality import DEFAULT_STOP_WORDS, CjkOptions
+from refinery.stages.quality import CjkOptions
+from refinery.stop_words import DEFAULT_STOP_WORDS
 
 
 class GateOptions(StrictModel):

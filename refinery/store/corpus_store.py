@@ -26,12 +26,13 @@ import socket
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from refinery.crash_points import crash_point
-from refinery.durable import fsync_dir, replace_durably
+from refinery.durable import fsync_dir, write_text_durably
 from refinery.errors import StoreError
 from refinery.store.manifest import CommitRecord, FileEntry, manifest_name, parse_manifest_name
 from refinery.store.stats import shard_stats
@@ -105,8 +106,9 @@ class CorpusStore:
         key of each manifest is cached, keyed by commit number and the file's identity
         (inode, mtime, size: a manifest is written once, by rename, and never changed; a
         store replaced under the same path has new files, even where the file system reuses
-        an inode).  A lookup then reads only manifests it has not seen (the soak's service
-        slowed down as its store passed ~900 commits without this); a hit is read back."""
+        an inode).  A lookup then reads only manifests it has not seen, so its cost follows
+        the commits made since the last one, not the size of the store (docs/reliability.md,
+        Soak); a hit is read back."""
         if not self.manifest_dir.exists():
             return None
         entries = []
@@ -147,57 +149,6 @@ class CorpusStore:
         (path / "owner.json").write_text(json.dumps(owner))
         return path
 
-    def commit_staged(
-        self,
-        staging: Path,
-        record: CommitRecord,
-        shard_files: list[FileEntry],
-        reject_files: list[FileEntry],
-        prepare: Callable[[int], tuple[list[FileEntry], list[FileEntry]] | None] | None = None,
-    ) -> CommitRecord:
-        """Atomically publish the files under `staging/out` as the next commit.
-
-        Returns the existing record instead if the batch was committed meanwhile
-        (a concurrent or earlier run of the same batch): exactly once.
-        `prepare(number)`, if given, runs under the lock once the commit number
-        is known and before anything is published (the dedup index writes its
-        segment there); it may return replacement (shards, rejects) entries.
-        The record gets the shards' figures (`stats`, refinery/store/stats.py),
-        computed before the lock is taken.
-        """
-        out = staging / "out"
-        figures = lambda files: shard_stats(out / Path(f.path).name for f in files)  # noqa: E731
-        record.stats = figures(shard_files)
-        with self.lock():
-            existing = self.find_batch(record.batch_key)
-            if existing is not None:
-                shutil.rmtree(staging, ignore_errors=True)
-                return existing
-            numbers = self.commit_numbers()
-            number = (numbers[-1] if numbers else 0) + 1
-            if prepare is not None:
-                replaced = prepare(number)
-                if replaced is not None:
-                    shard_files, reject_files = replaced
-                    record.stats = figures(shard_files)
-            target = self.data_dir / f"{number:08d}"
-            if target.exists():  # left by a crash between the rename and the manifest write
-                shutil.rmtree(target)
-            out.mkdir(exist_ok=True)
-            os.rename(out, target)
-            fsync_dir(self.data_dir)
-            crash_point("REFINERY_CRASH_IN_COMMIT")  # data/<N>/ in place, no manifest yet
-            prefix = f"data/{number:08d}/"
-            record.commit = number
-            record.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            record.shards = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in shard_files]
-            record.rejects = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in reject_files]
-            tmp = self.manifest_dir / (manifest_name(number) + ".tmp")
-            tmp.write_text(record.to_json(), encoding="utf-8")
-            replace_durably(tmp, self.manifest_dir / manifest_name(number))
-        shutil.rmtree(staging, ignore_errors=True)
-        return record
-
     def gc(self) -> list[str]:
         """Remove debris of dead attempts: staging dirs of dead processes, unreferenced data dirs."""
         removed: list[str] = []
@@ -228,3 +179,68 @@ class CorpusStore:
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(str(d.relative_to(self.root)))
         return removed
+
+    def commit_staged(
+        self, staging: Path, record: CommitRecord, shard_files: list[FileEntry], reject_files: list[FileEntry]
+    ) -> CommitRecord:
+        """Atomically publish the files under `staging/out` as the next commit.
+
+        Returns the existing record instead if the batch was committed meanwhile
+        (a concurrent or earlier run of the same batch): exactly once.  A caller
+        with work to do under the lock before publishing (the batch driver's dedup
+        recheck and index segment) uses committing() and publish() itself.
+        """
+        record.stats = staged_stats(staging, shard_files)
+        with self.committing(record.batch_key) as slot:
+            committed = slot.existing if slot.existing is not None else slot.publish(staging, record, shard_files, reject_files)
+        shutil.rmtree(staging, ignore_errors=True)
+        return committed
+
+    @contextmanager
+    def committing(self, batch_key: str) -> Iterator["CommitSlot"]:
+        """Under the store's lock: the batch's commit if it exists, else the next commit's number.
+
+        Everything done inside, up to CommitSlot.publish(), sees no other commit land."""
+        with self.lock():
+            existing = self.find_batch(batch_key)
+            numbers = self.commit_numbers()
+            yield CommitSlot(self, existing, (numbers[-1] if numbers else 0) + 1)
+
+
+def staged_stats(staging: Path, shard_files: list[FileEntry]) -> dict:
+    """The figures of the shards under `staging/out` a commit record carries (store/stats.py)."""
+    return shard_stats(staging / "out" / Path(f.path).name for f in shard_files)
+
+
+@dataclass
+class CommitSlot:
+    """A commit about to be made, inside CorpusStore.committing()."""
+
+    store: CorpusStore
+    existing: CommitRecord | None  # the batch's earlier commit: nothing to publish
+    number: int  # the number publish() gives the commit
+
+    def publish(
+        self, staging: Path, record: CommitRecord, shard_files: list[FileEntry], reject_files: list[FileEntry]
+    ) -> CommitRecord:
+        """Move `staging/out` to data/<number>/, then write the manifest (the commit exists once it does).
+
+        `record.stats` must describe `shard_files` (staged_stats)."""
+        assert self.existing is None, "the batch is committed already"
+        store, number = self.store, self.number
+        out = staging / "out"
+        target = store.data_dir / f"{number:08d}"
+        if target.exists():  # left by a crash between the rename and the manifest write
+            shutil.rmtree(target)
+        out.mkdir(exist_ok=True)
+        os.rename(out, target)
+        fsync_dir(store.data_dir)
+        crash_point("REFINERY_CRASH_IN_COMMIT")  # data/<N>/ in place, no manifest yet
+        prefix = f"data/{number:08d}/"
+        record.commit = number
+        record.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record.shards = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in shard_files]
+        record.rejects = [FileEntry(prefix + Path(f.path).name, f.rows, f.bytes, f.sha256) for f in reject_files]
+        write_text_durably(store.manifest_dir / manifest_name(number), record.to_json())
+        return record
+

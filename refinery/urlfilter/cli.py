@@ -21,7 +21,7 @@ def cmd_refresh(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from refinery.pipelines import resolve
+    from refinery.pipeline_files import resolve
     from refinery.stages.url_filter import UrlFilterStage
 
     spec = resolve(args.pipeline).stage("url_filter")

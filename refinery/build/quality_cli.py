@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from refinery.models.quality_data import FORMATS
+from refinery.build.quality_data import FORMATS
 
 
 def add_build_quality_parser(msub, fn) -> None:
-    from refinery.models.quality import QualityBuildOptions as O
+    from refinery.build.quality import QualityBuildOptions as O
 
     d = O.__dataclass_fields__
     bq = msub.add_parser("build-quality", help="train a fastText document-quality classifier (DCLM recipe) and calibrate its buckets")
@@ -41,7 +41,7 @@ def add_build_quality_parser(msub, fn) -> None:
 
 
 def build_quality_command(args, command: str) -> int:
-    from refinery.models.quality import QualityBuildOptions, build_quality
+    from refinery.build.quality import QualityBuildOptions, build_quality
     from refinery.models.registry import DEFAULT_ROOT, model_dir
 
     out = Path(args.out) if args.out else model_dir(DEFAULT_ROOT, "quality", args.lang)

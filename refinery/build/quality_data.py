@@ -31,7 +31,10 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
+from refinery.build.pages import extract_texts
 from refinery.errors import InputError
+from refinery.files import parse_format_spec
+from refinery.models.quality_features import CJK_LANGS
 
 FORMATS = ("lines", "jsonl", "wcxb", "wcxb-pages", "pages", "wcxb-pages-resiliparse", "pages-resiliparse",
            "wcxb-pages-recall", "pages-recall")
@@ -46,7 +49,6 @@ EXTRACT_SETTINGS = {
 PAGE_FORMATS = tuple(EXTRACT_SETTINGS)
 CHUNK_CHARS = 5000  # long documents (books, long articles) are cut into ~5,000-character pieces
 MIN_CHARS = 50  # shorter rows carry too little text to learn from (CJK: 20 characters)
-CJK = ("zh", "ja", "ko")
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,7 @@ class Doc:
 
 
 def parse_spec(spec: str, option: str) -> tuple[str, Path]:
-    fmt, sep, rest = spec.partition(":")
-    if not sep or fmt not in FORMATS:
-        raise InputError(f"{option} {spec!r}: expected FORMAT:FILE with FORMAT one of {', '.join(FORMATS)}")
+    fmt, rest = parse_format_spec(spec, FORMATS, option)
     path = Path(rest)
     if not path.exists():
         raise InputError(f"{option} {spec!r}: {path} not found")
@@ -161,7 +161,7 @@ def read_docs(fmt: str, path: Path, lang: str) -> list[Doc]:
             docs = extract_pages(pages, lang, EXTRACT_SETTINGS[fmt])
     else:
         docs = extract_pages(list(iter_pages(path)), lang, EXTRACT_SETTINGS[fmt])
-    least = 20 if lang in CJK else MIN_CHARS
+    least = 20 if lang in CJK_LANGS else MIN_CHARS
     return [d for d in docs if len(d.text) >= least]
 
 
@@ -198,56 +198,31 @@ def iter_pages(path: Path) -> Iterator[tuple[str, str | None, bytes, str | None]
 def extract_pages(pages: list[tuple[str, str | None, bytes, str | None]], lang: str, settings: dict) -> list[Doc]:
     """Refinery's own extract + langid stages over real pages: the text the pipeline meets.
 
-    Runs in a fresh child process: after extracting ~1,400 pages in the process that then trains,
-    fastText's training diverged (`Encountered NaN`) on the very rows that train cleanly in a
-    process that extracted nothing (cause not found; the rows are byte-identical)."""
+    Runs in a fresh child process, so the process that trains fastText afterwards has run no
+    extraction: after one that had, training can diverge (`Encountered NaN`) on rows that train
+    cleanly elsewhere (docs/models.md)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_extract_pages, pages, lang, settings).result()
+        return pool.submit(_extracted_docs, pages, lang, settings).result()
 
 
-def _extract_pages(pages: list[tuple[str, str | None, bytes, str | None]], lang: str, settings: dict) -> list[Doc]:
-    import pyarrow as pa
-
-    from refinery.schema import INPUT_SCHEMA
-    from refinery.stages.extract import ExtractOptions, ExtractStage
-    from refinery.stages.langid import LangIdOptions, LangIdStage
-
-    n = len(pages)
+def _extracted_docs(pages: list[tuple[str, str | None, bytes, str | None]], lang: str, settings: dict) -> list[Doc]:
     htmls = [p[2] if p[2][:2] != b"\x1f\x8b" else gzip.decompress(p[2]) for p in pages]
-    batch = pa.RecordBatch.from_pydict(
-        {
-            "doc_id": [str(i) for i in range(n)], "url": [p[1] for p in pages], "source_uri": [p[0] for p in pages],
-            "record_id": [str(i) for i in range(n)], "fetch_time": [None] * n, "html": htmls,
-            "http_charset": [None] * n, "text": [None] * n, "read_error": [None] * n,
-        },
-        schema=INPUT_SCHEMA,
-    )  # fmt: skip
-    extract = ExtractStage(ExtractOptions(**settings))
-    extract.setup()
-    first = extract.process(batch)
-    langid = LangIdStage(LangIdOptions(languages=[lang]))
-    langid.setup()
-    second = langid.process(first.batch)
-    texts = second.batch.column("text").to_pylist()
-    return [
-        Doc(t, domain_of(p[1]), p[3])
-        for p, t, r1, r2 in zip(pages, texts, first.reasons, second.reasons)
-        if r1 is None and r2 is None and t
-    ]
+    kept = extract_texts([(p[0], p[1], h) for p, h in zip(pages, htmls)], lang, settings)
+    return [Doc(t, domain_of(pages[i][1]), pages[i][3]) for i, t in kept]
 
 
-def _bucket(key: str) -> int:
+def heldout_bucket(key: str) -> int:
     return int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:4], "big") % 100
 
 
 def is_heldout(doc: Doc, percent: int, domain_percent: int) -> bool:
     """Web rows split by domain (a site is trained on or held out whole), others by their text."""
     if doc.domain:
-        return _bucket(doc.domain) < domain_percent
-    return _bucket(" ".join(doc.text.lower().split())) < percent
+        return heldout_bucket(doc.domain) < domain_percent
+    return heldout_bucket(" ".join(doc.text.lower().split())) < percent
 
 
 def read_page(path: str) -> bytes:

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from refinery.config import PipelineConfig
 from refinery.store.shards import iter_parts
-from refinery.dedup.compact import NO_MATCH, CompactIndex, comparable
+from refinery.dedup.resident import NO_MATCH, CompactIndex, comparable
 from refinery.dedup.index import DedupIndex, open_index, segment_table
 from refinery.dedup.lsh import band_hashes
 from refinery.dedup.options import DedupOptions
@@ -63,7 +63,7 @@ class _FirstKept:
     (near) with an earlier *kept* document; it then names the earliest such
     document, and exact takes precedence over near.  Only kept documents count as
     earlier copies, so a copy of a copy names the original.  Band keys are compared
-    on the 48 bits the committed index compares (compact.comparable), so a pair is
+    on the 48 bits the committed index compares (resident.comparable), so a pair is
     matched by the same rule whether its documents share a batch or not.
 
     The kept documents of earlier parts sit in a CompactIndex (~190 bytes each,
@@ -135,7 +135,7 @@ class _FirstKept:
         return kept_by, kind
 
 
-class DedupPhase:
+class BatchDedup:
     def __init__(self, options: DedupOptions, store: CorpusStore | None, writable: bool) -> None:
         self.options = options
         self.writable = writable
@@ -145,7 +145,7 @@ class DedupPhase:
         self.seen_size = 0  # documents indexed then: later ordinals belong to later commits
 
     @classmethod
-    def for_config(cls, config: PipelineConfig, store: CorpusStore | None, writable: bool) -> "DedupPhase | None":
+    def for_config(cls, config: PipelineConfig, store: CorpusStore | None, writable: bool) -> "BatchDedup | None":
         spec = config.stage(STAGE)
         return cls(spec.options, store, writable) if spec else None
 
@@ -241,9 +241,14 @@ class DedupPhase:
         return hits
 
     def recheck(self) -> bool:
-        """Under the commit lock: drop kept documents that commits made since `decide` already hold."""
+        """Under the commit lock: drop kept documents that commits made since `decide` already hold.
+
+        The index first removes orphan segments and merges the segment files into the base (DedupIndex.merge_segments), which
+        only the lock holder may do.  True when documents were dropped (the outputs change)."""
         if self.index is None:
             return False
+        self.index.remove_orphans()
+        self.index.merge_segments()
         upto, size = self.index.refresh_sized()
         if upto == self.seen_upto:
             return False
@@ -262,19 +267,17 @@ class DedupPhase:
         d = self.decisions
         return segment_table(d.doc_ids, d.exact, d.keys)
 
+    def write_segment(self, commit: int, batch_key: str) -> None:
+        """Under the commit lock: the batch's kept documents as commit `commit`'s index segment."""
+        assert self.index is not None
+        self.index.write_commit_segment(commit, batch_key, self.segment())
+
     # -- applying -----------------------------------------------------------------
     def drop_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for drop in self.decisions.drops.values():
             out[drop.reason] = out.get(drop.reason, 0) + 1
         return out
-
-    def filter_parts(self, parts: list[str | None], runner, rejects_path: Path) -> Iterator[pa.RecordBatch]:
-        """Kept rows of the parts (unit order) minus copies; copies go to a reject part file."""
-        copies = self.copy_filter(runner, rejects_path)
-        for p in parts:
-            yield from copies.part(p)
-        copies.close()
 
     def copy_filter(self, runner, rejects_path: Path) -> "CopyFilter":
         """A filter fed the parts in unit order, each once its documents are decided."""
