@@ -91,7 +91,7 @@ def run_stage(stage: DecontaminateStage, docs: list[tuple[str, str, str | None]]
         batch = pa.RecordBatch.from_pydict({"doc_id": [d[0] for d in chunk], "text": [d[1] for d in chunk],
                                             "language": [d[2] for d in chunk]})  # fmt: skip
         res = stage.process(batch)
-        out += res.batch.column("contaminated_by").to_pylist()
+        out += res.records.column("contaminated_by").to_pylist()
     return out
 
 

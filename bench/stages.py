@@ -88,7 +88,7 @@ def main() -> None:
         out.clear()
         for b in batches:
             r = ex.process(b)
-            out.append(keep(r.batch, r.reasons))
+            out.append(keep(r.records, r.reasons))
 
     def bare_extract():
         for h in htmls:
@@ -111,7 +111,7 @@ def main() -> None:
         lid_out.clear()
         for b in extracted:
             r = lid.process(b)
-            lid_out.append(keep(r.batch, r.reasons))
+            lid_out.append(keep(r.records, r.reasons))
 
     def bare_lid():
         lid.model.predict([t.replace("\n", " ") for t in texts], k=1)
@@ -133,7 +133,7 @@ def main() -> None:
         q_out.clear()
         for b in kept_lid:
             r = q.process(b)
-            q_out.append(keep(r.batch, r.reasons))
+            q_out.append(keep(r.records, r.reasons))
 
     t_stage = cpu(run_quality, args.repeat)
     t_bare = cpu(lambda: [q.assess(t, "en") for t in texts], args.repeat)
@@ -149,7 +149,7 @@ def main() -> None:
 
     def run_dedup():
         signed.clear()
-        signed.extend(dd.process(b).batch for b in kept_q)
+        signed.extend(dd.process(b).records for b in kept_q)
 
     def bare_datasketch():
         from datasketch import MinHash

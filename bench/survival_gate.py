@@ -91,12 +91,12 @@ def main() -> None:
                 [{"html": html, "http_charset": cs, "text": None}],
                 schema=pa.schema([("html", pa.binary()), ("http_charset", pa.string()), ("text", pa.string())])))
             t_extract += time.process_time() - t
-            batch, ok = res.batch, res.reasons[0] is None
+            batch, ok = res.records, res.reasons[0] is None
             for st in later:
                 if not ok:
                     break
                 r = st.process(batch)
-                batch, ok = r.batch, r.reasons[0] is None
+                batch, ok = r.records, r.reasons[0] is None
             kept += ok
             if drop is not None:
                 reasons[drop[0]] += 1

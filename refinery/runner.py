@@ -65,17 +65,17 @@ class PipelineRunner:
         return info
 
     def reject_rows(
-        self, batch: pa.RecordBatch, mask: list[bool], stage: str, reasons, details, dup_of=None, extra: dict | None = None
+        self, records: pa.RecordBatch, mask: list[bool], stage: str, reasons, details, dup_of=None, extra: dict | None = None
     ) -> list[dict]:
-        """Rows of the rejects table for the rows of `batch` that `mask` drops, as the pipeline's
+        """Rows of the rejects table for the rows of `records` that `mask` drops, as the pipeline's
         `rejects` policy says (all, a sample, none); the driver's dedup decisions use it too."""
         policy = self.config.rejects
         if policy.mode == "none":
             return []
-        cols = {name: batch.column(name).to_pylist() for name in PROVENANCE_COLUMNS}
-        langs = batch.column("language").to_pylist() if "language" in batch.schema.names else None
-        texts = batch.column("text").to_pylist() if policy.keep_text else None
-        scores = {c: batch.column(c).to_pylist() for c in REJECT_SCORE_COLUMNS if c in batch.schema.names}
+        cols = {name: records.column(name).to_pylist() for name in PROVENANCE_COLUMNS}
+        langs = records.column("language").to_pylist() if "language" in records.schema.names else None
+        texts = records.column("text").to_pylist() if policy.keep_text else None
+        scores = {c: records.column(c).to_pylist() for c in REJECT_SCORE_COLUMNS if c in records.schema.names}
         rows = []
         for i, dropped in enumerate(mask):
             if not dropped:
@@ -97,17 +97,17 @@ class PipelineRunner:
             rows.append(row)
         return rows
 
-    def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def _conform(self, records: pa.RecordBatch) -> pa.RecordBatch:
         arrays = []
         for f in self.schema:
-            if f.name in batch.schema.names:
-                arrays.append(batch.column(f.name).cast(f.type))
+            if f.name in records.schema.names:
+                arrays.append(records.column(f.name).cast(f.type))
             else:
-                arrays.append(pa.nulls(batch.num_rows, f.type))
+                arrays.append(pa.nulls(records.num_rows, f.type))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def process(
-        self, batch: pa.RecordBatch, counters: Counters, skip: dict[str, str] | None = None
+        self, records: pa.RecordBatch, counters: Counters, skip: dict[str, str] | None = None
     ) -> tuple[pa.RecordBatch, pa.Table]:
         """Return (output rows, reject rows) for one input batch, updating `counters`.
 
@@ -115,58 +115,58 @@ class PipelineRunner:
         `dedup:exact_raw` before any stage (refinery/dedup/raw.py)."""
         self.setup()
         reject_rows: list[dict] = []
-        verdict: list[str | None] = [None] * batch.num_rows
-        input_ids = batch.column("doc_id").to_pylist()
+        verdict: list[str | None] = [None] * records.num_rows
+        input_ids = records.column("doc_id").to_pylist()
 
         # Records the reader could not parse are drops of the pseudo-stage `read`.
-        errors = batch.column("read_error").to_pylist()
+        errors = records.column("read_error").to_pylist()
         c = counters.stage(READ_STAGE)
-        c.docs_in += batch.num_rows
+        c.docs_in += records.num_rows
         read_reasons = ["read_error" if e is not None else None for e in errors]
-        batch = self._apply(batch, READ_STAGE, read_reasons, errors, c, reject_rows, verdict)
+        records = self._apply(records, READ_STAGE, read_reasons, errors, c, reject_rows, verdict)
         if skip and self.mode == "run":
-            batch = self._skip_raw_copies(batch, skip, counters, reject_rows)
+            records = self._skip_raw_copies(records, skip, counters, reject_rows)
 
         for stage in self.stages:
             c = counters.stage(stage.name)
             # annotate keeps every row; its counters count the documents no earlier rule dropped, so
             # they agree with the verdicts (in = out + dropped, next in = out) as in run mode
-            c.docs_in += batch.num_rows if self.mode == "run" else verdict.count(None)
-            if batch.num_rows == 0:
+            c.docs_in += records.num_rows if self.mode == "run" else verdict.count(None)
+            if records.num_rows == 0:
                 continue
             start = time.perf_counter()
-            result = stage.process(batch)
+            result = stage.process(records)
             c.seconds += time.perf_counter() - start
             if result.counts:
                 c.events.update(result.counts)
-            batch = self._apply(
-                result.batch, stage.name, result.reasons, result.details, c, reject_rows, verdict,
+            records = self._apply(
+                result.records, stage.name, result.reasons, result.details, c, reject_rows, verdict,
                 result.reject_columns,
             )
         if self.mode == "annotate":
-            batch = batch.append_column(VERDICT_FIELD, pa.array([v or "keep" for v in verdict], pa.string()))
+            records = records.append_column(VERDICT_FIELD, pa.array([v or "keep" for v in verdict], pa.string()))
         # Rejects in input order, not grouped by the stage that dropped them: then the reject
         # files, like the shards, do not depend on how the input was cut into units and batches.
         position = {d: i for i, d in enumerate(input_ids)}
         reject_rows.sort(key=lambda row: position.get(row["doc_id"], len(position)))
         rejects = pa.Table.from_pylist(reject_rows, schema=REJECT_SCHEMA)
-        return self._conform(batch), rejects
+        return self._conform(records), rejects
 
-    def _skip_raw_copies(self, batch: pa.RecordBatch, skip: dict[str, str], counters: Counters, reject_rows) -> pa.RecordBatch:
-        firsts = [skip.get(d) for d in batch.column("doc_id").to_pylist()]
+    def _skip_raw_copies(self, records: pa.RecordBatch, skip: dict[str, str], counters: Counters, reject_rows) -> pa.RecordBatch:
+        firsts = [skip.get(d) for d in records.column("doc_id").to_pylist()]
         mask = [f is not None for f in firsts]
         n = sum(mask)
         if not n:
-            return batch
+            return records
         c = counters.stage("dedup")
         c.docs_in += n
         c.dropped[RAW_REASON] += n
         reasons = [RAW_REASON if m else None for m in mask]
         details = ["this batch: same raw HTML bytes and charset as dup_of (dropped before extraction)" if m else None for m in mask]
-        reject_rows.extend(self.reject_rows(batch, mask, "dedup", reasons, details, firsts))
-        return batch.filter(pc.invert(pa.array(mask, pa.bool_())))
+        reject_rows.extend(self.reject_rows(records, mask, "dedup", reasons, details, firsts))
+        return records.filter(pc.invert(pa.array(mask, pa.bool_())))
 
-    def _apply(self, batch, stage_name, reasons, details, c, reject_rows, verdict, extra=None) -> pa.RecordBatch:
+    def _apply(self, records, stage_name, reasons, details, c, reject_rows, verdict, extra=None) -> pa.RecordBatch:
         mask = [r is not None for r in reasons]
         if self.mode == "annotate":
             for i, r in enumerate(reasons):
@@ -176,12 +176,12 @@ class PipelineRunner:
                     else:
                         verdict[i] = f"{stage_name}:{r}"
                         c.dropped[r] += 1
-            return batch
+            return records
         for r in reasons:
             if r is not None:
                 c.dropped[r] += 1
         if any(mask):
-            reject_rows.extend(self.reject_rows(batch, mask, stage_name, reasons, details, None, extra))
-            batch = batch.filter(pc.invert(pa.array(mask, pa.bool_())))
-        c.docs_out += batch.num_rows
-        return batch
+            reject_rows.extend(self.reject_rows(records, mask, stage_name, reasons, details, None, extra))
+            records = records.filter(pc.invert(pa.array(mask, pa.bool_())))
+        c.docs_out += records.num_rows
+        return records

@@ -73,7 +73,7 @@ def test_planted_items_caught_reformatted_clean_text_not(tmp_path):
         "北京是中华人民共和国的首都。下列哪一个城市是中华人民共和国的首都并且位于华北平原的北部边缘？",
     ]
     res = stage.process(_batch(texts, [None] * 7 + ["zh"]))
-    by = res.batch.column("contaminated_by").to_pylist()
+    by = res.records.column("contaminated_by").to_pylist()
     assert by == ["quiz:test:q1", "quiz:test:q1", "quiz:test:q2", "quiz:dev:short", None, None, None, "zhq:test:z1"]
     assert res.reasons[:4] == ["contaminated:quiz"] * 4 and res.reasons[4:7] == [None] * 3
     assert "quiz:test:q1 (" in res.details[0]
@@ -84,7 +84,7 @@ def test_mark_keeps_documents_and_coverage_threshold(tmp_path):
     half = HOST + " ".join(ITEMS[0]["text"].split()[:14]) + HOST  # 2 of the item's 5 13-grams
     marked = _stage(index=idx, action="mark").process(_batch([half, HOST + ITEMS[0]["text"]]))
     assert marked.reasons == [None, None]
-    assert marked.batch.column("contaminated_by").to_pylist() == [None, "quiz:test:q1"]
+    assert marked.records.column("contaminated_by").to_pylist() == [None, "quiz:test:q1"]
     assert marked.counts == {"marked:quiz": 1}  # counted for the metrics, though nothing is dropped
     literal = _stage(index=idx, min_coverage=0.0).process(_batch([half]))
     assert literal.reasons == ["contaminated:quiz"]
@@ -166,7 +166,7 @@ def test_shipped_index_catches_real_items_and_spares_real_pages():
     rows = (json.loads(ln) for ln in gzip.open(gt, "rt", encoding="utf-8"))
     pages = [r["main_content"] for r in rows if r.get("main_content")][:300]
     stage = _stage(index="default", action="mark")
-    clean = [t for i in range(0, len(pages), 64) for t in stage.process(_batch(pages[i : i + 64])).batch.column("contaminated_by").to_pylist()]
+    clean = [t for i in range(0, len(pages), 64) for t in stage.process(_batch(pages[i : i + 64])).records.column("contaminated_by").to_pylist()]
     assert clean == [None] * len(pages)
     rng = random.Random(3)
     docs = []
@@ -175,7 +175,7 @@ def test_shipped_index_catches_real_items_and_spares_real_pages():
         paras = pages[k % len(pages)].split("\n")
         at = rng.randrange(len(paras) + 1)
         docs.append("\n".join(paras[:at] + [text] + paras[at:]))
-    got = [t for i in range(0, len(docs), 64) for t in stage.process(_batch(docs[i : i + 64])).batch.column("contaminated_by").to_pylist()]
+    got = [t for i in range(0, len(docs), 64) for t in stage.process(_batch(docs[i : i + 64])).records.column("contaminated_by").to_pylist()]
     caught = sum(g is not None and g.split(":")[0] == it.benchmark for g, it in zip(got, items))
     assert caught / len(items) >= 0.99, (caught, len(items))
 

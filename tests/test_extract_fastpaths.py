@@ -10,7 +10,7 @@ from refinery.stages.extract import ExtractStage
 def test_resiliparse_extracts_main_text_and_names_itself():
     stage = make_stage(ExtractStage, extractor="resiliparse")
     res = stage.process(input_batch([ARTICLE.encode()]))
-    text = res.batch.column("text")[0].as_py()
+    text = res.records.column("text")[0].as_py()
     assert res.reasons == [None]
     assert "harbour of the old town reopened" in text
     assert "Paragraph 5" in text
@@ -68,8 +68,8 @@ def test_prefilter_never_drops_what_langid_keeps_on_real_pages():
     assert web_en["extract"].gate is not None  # web-en's own prefilter and gate are what is checked
     pre = make_stage(ExtractStage, **web_en["extract"].model_dump()).process(batch)
     full = make_stage(ExtractStage).process(batch)
-    lid = make_stage(LangIdStage, languages=["en"]).process(full.batch)
-    quality = make_stage(QualityStage, **web_en["quality"].model_dump()).process(lid.batch)
+    lid = make_stage(LangIdStage, languages=["en"]).process(full.records)
+    quality = make_stage(QualityStage, **web_en["quality"].model_dump()).process(lid.records)
     kept_full = [a is None and b is None and c is None for a, b, c in zip(full.reasons, lid.reasons, quality.reasons)]
     dropped_pre = [r is not None and (r == "prefilter_language" or r.startswith("gate:")) for r in pre.reasons]
     assert sum(dropped_pre) > 10 and sum(kept_full) > 10
@@ -111,7 +111,7 @@ def test_survival_gate_drops_pages_whose_whole_text_fails_and_names_the_rule():
     assert "en 0" in res.details[2] and "<5 (gate.min_stop_words" in res.details[2]
     assert res.details[3].startswith("page_alpha_words_ratio=")
     # the reject row keeps the page text the gate judged and the prefilter's language guess
-    assert "Welcome to the shop" in res.batch.column("text")[1].as_py()
+    assert "Welcome to the shop" in res.records.column("text")[1].as_py()
     assert res.reject_columns["language"][1] == "en"
     off = make_stage(ExtractStage, prefilter_languages=["en"], prefilter_min_score=0.99)
     assert off.process(input_batch([short])).reasons == [None]  # no gate: trafilatura decides

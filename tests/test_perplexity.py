@@ -57,15 +57,15 @@ def test_stage_scores_buckets_and_passes_unmodelled_languages():
             ["en", "en", "it", "zh", "en"],
         )
     )
-    ppl = result.batch.column("perplexity").to_pylist()
-    buckets = result.batch.column("ppl_bucket").to_pylist()
+    ppl = result.records.column("perplexity").to_pylist()
+    buckets = result.records.column("ppl_bucket").to_pylist()
     assert ppl[0] < ppl[1]  # Wikipedia prose beats navigation junk
     assert buckets[0] == "head" and buckets[1] == "tail"
     assert ppl[2] is None and buckets[2] is None  # Italian: no model, marked null, kept
     assert ppl[3] is not None and buckets[3] in ("head", "middle", "tail")
     assert ppl[4] is None and buckets[4] is None
     assert result.reasons == [None] * 5  # default keeps every bucket
-    assert result.batch.schema.field("perplexity").type == pa.float64()
+    assert result.records.schema.field("perplexity").type == pa.float64()
 
 
 def test_keep_buckets_and_max_perplexity_drop():
@@ -126,7 +126,7 @@ def test_acceptance_article_bodies_head_beats_tail():
     lid.setup()
     langs, _ = lid.predict(texts)
     r = stage().process(batch(texts, langs))
-    buckets = r.batch.column("ppl_bucket").to_pylist()
+    buckets = r.records.column("ppl_bucket").to_pylist()
     head, tail = buckets.count("head"), buckets.count("tail")
     assert head + buckets.count("middle") + tail >= 70
     assert head > tail, (head, tail)

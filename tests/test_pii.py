@@ -112,12 +112,12 @@ def test_stage_replaces_with_typed_placeholders_and_counts():
     stage = stage_with()
     text = "Mail info@example.org or call +44 20 7946 0958; IBAN DE89 3704 0044 0532 0130 00, v1.2.3.4 stays."
     result = stage.process(text_batch([text, "nothing here, version 2.0.0.1", None]))
-    out = result.batch.column("text").to_pylist()
+    out = result.records.column("text").to_pylist()
     assert out[0] == "Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>; IBAN <IBAN>, v1.2.3.4 stays."
     assert out[1] == "nothing here, version 2.0.0.1" and out[2] is None
-    assert result.batch.column("pii_email").to_pylist() == [1, 0, 0]
-    assert result.batch.column("pii_phone").to_pylist() == [1, 0, 0]
-    assert result.batch.column("pii_iban").to_pylist() == [1, 0, 0]
+    assert result.records.column("pii_email").to_pylist() == [1, 0, 0]
+    assert result.records.column("pii_phone").to_pylist() == [1, 0, 0]
+    assert result.records.column("pii_iban").to_pylist() == [1, 0, 0]
     assert result.reasons == [None, None, None]
     assert result.counts == {"email": 1, "iban": 1, "phone": 1}
 
@@ -128,9 +128,9 @@ def test_configured_placeholders_kinds_and_density_drop():
     result = stage.process(text_batch([contacts, "one mail b@example.com in a longer text " + "word " * 60 + " +44 20 7946 0958"]))
     assert result.reasons == ["pii_density", None]
     assert "email=10" in result.details[0]
-    assert result.batch.column("text").to_pylist()[1].startswith("one mail [mail] in")
-    assert result.batch.column("text").to_pylist()[1].endswith("+44 20 7946 0958")  # phone not enabled
-    assert result.batch.column("pii_phone").to_pylist() == [None, None]
+    assert result.records.column("text").to_pylist()[1].startswith("one mail [mail] in")
+    assert result.records.column("text").to_pylist()[1].endswith("+44 20 7946 0958")  # phone not enabled
+    assert result.records.column("pii_phone").to_pylist() == [None, None]
 
 
 def test_options_are_validated_and_hashed():
@@ -192,7 +192,7 @@ def test_real_pages_keep_every_non_pii_byte():
     stage = PiiStage(resolve("web-en").stage("pii").options)
     stage.setup()
     texts = _real_texts(400)
-    out = stage.process(text_batch(texts)).batch.column("text").to_pylist()
+    out = stage.process(text_batch(texts)).records.column("text").to_pylist()
     replaced = sum(assert_only_spans_changed(a, b, stage.placeholders) for a, b in zip(texts, out))
     assert replaced > 20  # the set has real addresses and numbers: the check is not vacuous
 
@@ -208,13 +208,13 @@ def test_sample_batch_keeps_every_non_pii_byte():
     data = {f.name: [None] * len(pages) for f in INPUT_SCHEMA}
     data.update(doc_id=[str(i) for i in range(len(pages))], source_uri=["file:///s"] * len(pages),
                 record_id=[str(i) for i in range(len(pages))], url=[u for u, _ in pages], html=[h.encode() for _, h in pages])
-    texts = [t for t in extract.process(pa.RecordBatch.from_pydict(data, schema=INPUT_SCHEMA)).batch.column("text").to_pylist() if t]
+    texts = [t for t in extract.process(pa.RecordBatch.from_pydict(data, schema=INPUT_SCHEMA)).records.column("text").to_pylist() if t]
     # The sample's pages, and the same pages with PII written into them.
     planted = [t.replace(". ", ". Write to ops@example.org or call +1 (212) 555-0123 from 203.0.113.7 or 8.8.4.4. ", 1) for t in texts]
     stage = PiiStage(resolve("web-en").stage("pii").options)
     stage.setup()
     for batch_texts, min_replaced in ((texts, 0), (planted, len(texts))):
-        out = stage.process(text_batch(batch_texts)).batch.column("text").to_pylist()
+        out = stage.process(text_batch(batch_texts)).records.column("text").to_pylist()
         replaced = sum(assert_only_spans_changed(a, b, stage.placeholders) for a, b in zip(batch_texts, out))
         assert replaced >= min_replaced
 
@@ -259,7 +259,7 @@ def test_real_warc_pages_through_extraction_keep_every_non_pii_byte():
     stage = PiiStage(resolve("web-en").stage("pii").options)
     stage.setup()
     before = [t for b in extracted for t in b.column("text").to_pylist()]
-    after = [t for b in extracted for t in stage.process(b).batch.column("text").to_pylist()]
+    after = [t for b in extracted for t in stage.process(b).records.column("text").to_pylist()]
     assert len(before) == len(after) and sum(1 for t in before if t) > 20
     for a, b in zip(before, after):
         if a is None:

@@ -108,8 +108,8 @@ def test_stage_process_adds_signal_columns():
     batch = pa.RecordBatch.from_pydict({"text": [GOOD, "tiny", None], "language": ["en", "en", None]})
     res = s.process(batch)
     assert res.reasons[0] is None and res.reasons[1] is not None and res.reasons[2] == "empty"
-    assert "q_words" in res.batch.schema.names and "q_newline_ratio" in res.batch.schema.names
-    assert res.batch.column("q_words").to_pylist()[0] > 50
+    assert "q_words" in res.records.schema.names and "q_newline_ratio" in res.records.schema.names
+    assert res.records.column("q_words").to_pylist()[0] > 50
 
 
 def _top_reference(tokens, n, joiner):

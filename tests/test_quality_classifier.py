@@ -49,18 +49,18 @@ def test_bucket_and_fraction_arithmetic():
 def test_scores_buckets_and_unmodelled_language():
     s = stage()
     r = s.process(batch([PROSE, NAV, "Bonjour à tous, quelle belle journée.", None, "今天天气很好，我们去公园散步。"], ["en", "en", "fr", "en", "zh"]))
-    score = r.batch.column("quality_score").to_pylist()
-    bucket = r.batch.column("quality_bucket").to_pylist()
+    score = r.records.column("quality_score").to_pylist()
+    bucket = r.records.column("quality_bucket").to_pylist()
     assert r.reasons == [None] * 5  # score only by default
     assert score[0] > score[1] and bucket[0] > bucket[1]
     assert all(0 <= b <= 19 for b in (bucket[0], bucket[1], bucket[4]))
     assert score[2] is None and bucket[2] is None and score[3] is None  # no fr model; no text
-    assert r.batch.schema.field("quality_bucket").type == pa.int8()
+    assert r.records.schema.field("quality_bucket").type == pa.int8()
 
 
 def test_threshold_keep_top_fraction_and_min_bucket():
     texts, langs = [PROSE, NAV], ["en", "en"]
-    low, high = stage().process(batch(texts, langs)).batch.column("quality_score").to_pylist()[::-1]
+    low, high = stage().process(batch(texts, langs)).records.column("quality_score").to_pylist()[::-1]
     mid = (low + high) / 2
     assert stage(threshold=mid).process(batch(texts, langs)).reasons == [None, "low_quality"]
     m = QualityModel(DEFAULT_ROOT / "quality" / "en", "en")
@@ -110,7 +110,7 @@ def _input_batch(texts):
 
 def test_scores_reach_shards_rejects_and_annotate():
     nav = "Home. About us. Login. Sign up. Cart. Privacy Policy. Terms of Service. Cookie settings. Follow us on Facebook."
-    scores = stage().process(batch([PROSE, nav], ["en", "en"])).batch.column("quality_score").to_pylist()
+    scores = stage().process(batch([PROSE, nav], ["en", "en"])).records.column("quality_score").to_pylist()
     cfg = parse_pipeline(
         {"name": "t", "stages": [{"langid": {"languages": ["en"]}},
                                  {"quality_classifier": {"languages": ["en"], "threshold": (scores[0] + scores[1]) / 2}}]}

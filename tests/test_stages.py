@@ -50,7 +50,7 @@ def input_batch(htmls=None, texts=None, charsets=None):
 def test_extract_keeps_article_drops_boilerplate():
     stage = make_stage(ExtractStage)
     res = stage.process(input_batch([ARTICLE.encode()]))
-    text = res.batch.column("text")[0].as_py()
+    text = res.records.column("text")[0].as_py()
     assert res.reasons == [None]
     assert "harbour of the old town reopened" in text
     assert "All rights reserved" not in text and "About" not in text
@@ -71,7 +71,7 @@ def test_extract_outcomes_are_reasons_not_crashes():
 def test_plain_text_input_passes_through():
     stage = make_stage(ExtractStage)
     res = stage.process(input_batch(texts=["already clean text", "  "]))
-    assert res.batch.column("text").to_pylist()[0] == "already clean text"
+    assert res.records.column("text").to_pylist()[0] == "already clean text"
     assert res.reasons == [None, "empty"]
 
 
@@ -115,7 +115,7 @@ def test_extraction_result_does_not_depend_on_machine_load():
         for b in burners:
             b.kill()
     assert quiet.reasons == busy.reasons
-    assert quiet.batch.column("text").to_pylist() == busy.batch.column("text").to_pylist()
+    assert quiet.records.column("text").to_pylist() == busy.records.column("text").to_pylist()
     assert sum(r is None for r in quiet.reasons) > 15
 
 
@@ -129,8 +129,8 @@ def test_langid_languages_scores_and_thresholds():
         "Wir",
     ]
     res = stage.process(pa.RecordBatch.from_pydict({"text": texts}))
-    langs = res.batch.column("language").to_pylist()
-    scores = res.batch.column("language_score").to_pylist()
+    langs = res.records.column("language").to_pylist()
+    scores = res.records.column("language_score").to_pylist()
     assert langs[:3] == ["en", "de", "fr"]
     assert res.reasons[0] is None
     assert res.reasons[2] == "language_not_allowed"

@@ -48,24 +48,24 @@ def test_hand_checked_scores():
 def test_document_mode_threshold_and_unmodelled_language():
     s = stage(threshold=0.5)
     r = s.process(batch([TOXIC_EN, CLEAN_EN[0], "Bonjour à tous, quelle belle journée.", TOXIC_ZH, None], ["en", "en", "fr", "zh", "en"]))
-    tox = r.batch.column("toxicity").to_pylist()
+    tox = r.records.column("toxicity").to_pylist()
     assert r.reasons == ["toxic", None, None, "toxic", None]
     assert tox[0] > 0.5 > tox[1] and tox[2] is None and tox[4] is None
     score_only = stage(threshold=None).process(batch([TOXIC_EN], ["en"]))
-    assert score_only.reasons == [None] and score_only.batch.column("toxicity")[0].as_py() > 0.5
+    assert score_only.reasons == [None] and score_only.records.column("toxicity")[0].as_py() > 0.5
 
 
 def test_paragraph_mode_removes_toxic_paragraphs_only():
     s = stage(paragraphs=True, min_paragraph_chars=20)
     doc = "\n".join([CLEAN_EN[0], TOXIC_EN, CLEAN_EN[1], "ok"])
     r = s.process(batch([doc, TOXIC_EN], ["en", "en"]))
-    text = r.batch.column("text").to_pylist()
+    text = r.records.column("text").to_pylist()
     assert text[0] == "\n".join([CLEAN_EN[0], CLEAN_EN[1], "ok"])  # short line kept unscored
     assert r.reasons == [None, "all_paragraphs_toxic"]
     assert r.details[0] == "1 toxic paragraph(s) removed"
-    assert r.batch.column("toxicity")[0].as_py() < 0.5
+    assert r.records.column("toxicity")[0].as_py() < 0.5
     # nothing left, yet the score stays (scored on the original text): rejects and annotate show it
-    assert r.batch.column("toxicity")[1].as_py() >= 0.5
+    assert r.records.column("toxicity")[1].as_py() >= 0.5
 
 
 def test_missing_model_and_model_info():

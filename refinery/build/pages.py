@@ -33,6 +33,6 @@ def extract_texts(
     first = extract_stage.process(batch)
     langid = LangIdStage(LangIdOptions(languages=[lang], **({} if min_score is None else {"min_score": min_score})))
     langid.setup()
-    second = langid.process(first.batch)
-    texts = second.batch.column("text").to_pylist()
+    second = langid.process(first.records)
+    texts = second.records.column("text").to_pylist()
     return [(i, t) for i, (t, r1, r2) in enumerate(zip(texts, first.reasons, second.reasons)) if r1 is None and r2 is None and t]

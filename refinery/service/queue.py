@@ -62,7 +62,9 @@ CREATE TABLE IF NOT EXISTS inbox_seen (
 
 
 @dataclass
-class Batch:
+class QueuedBatch:
+    """A submitted crawl batch as the queue holds it: its state, inputs and progress (one row)."""
+
     id: str
     state: str
     source: Any
@@ -113,8 +115,8 @@ class Batch:
         }
 
 
-def _row_to_batch(row: sqlite3.Row) -> Batch:
-    return Batch(
+def _row_to_queued_batch(row: sqlite3.Row) -> QueuedBatch:
+    return QueuedBatch(
         id=row["id"],
         state=row["state"],
         source=json.loads(row["source"]),
@@ -176,7 +178,7 @@ class BatchQueue:
         labels: dict[str, str] | None = None,
         origin: str = "api",
         batch_id: str | None = None,
-    ) -> Batch:
+    ) -> QueuedBatch:
         bid = batch_id or uuid.uuid4().hex
         now = time.time()
 
@@ -187,7 +189,7 @@ class BatchQueue:
                 (bid, json.dumps(source), json.dumps(inputs), pipeline, priority, json.dumps(labels or {}), origin, now),
             )
             # read back in the same transaction: the scheduler may claim it the moment we commit
-            return _row_to_batch(db.execute("SELECT * FROM batches WHERE id=?", (bid,)).fetchone())
+            return _row_to_queued_batch(db.execute("SELECT * FROM batches WHERE id=?", (bid,)).fetchone())
 
         batch = self._tx(fn)
         from refinery.service.events import event
@@ -195,7 +197,7 @@ class BatchQueue:
         event("queued", bid, pipeline=pipeline, origin=origin, priority=priority, inputs=len(inputs))
         return batch
 
-    def claim_next(self) -> Batch | None:
+    def claim_next(self) -> QueuedBatch | None:
         """Atomically move the most urgent queued batch to running (priority, then age)."""
 
         def fn(db):
@@ -321,17 +323,17 @@ class BatchQueue:
         return self._tx(fn)
 
     # -- reads -------------------------------------------------------------------
-    def get(self, bid: str) -> Batch | None:
+    def get(self, bid: str) -> QueuedBatch | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM batches WHERE id=?", (bid,)).fetchone()
-        return _row_to_batch(row) if row else None
+        return _row_to_queued_batch(row) if row else None
 
     def cancel_requested(self, bid: str) -> bool:
         with self._lock:
             row = self._db.execute("SELECT cancel_requested FROM batches WHERE id=?", (bid,)).fetchone()
         return bool(row and row[0])
 
-    def list(self, state: str | None = None, limit: int = 100, before_seq: int | None = None) -> list[Batch]:
+    def list(self, state: str | None = None, limit: int = 100, before_seq: int | None = None) -> list[QueuedBatch]:
         """Newest first; `limit` is bounded by the caller so a response never grows with the queue."""
         sql = "SELECT * FROM batches"
         cond, args = [], []
@@ -347,7 +349,7 @@ class BatchQueue:
         args.append(limit)
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [_row_to_batch(r) for r in rows]
+        return [_row_to_queued_batch(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -30,7 +30,7 @@ from refinery.pipeline_files import resolve
 from refinery.service.events import Throttle, event
 from refinery.service.loop import BackgroundLoop
 from refinery.service.metrics import ServiceMetrics
-from refinery.service.queue import Batch, BatchQueue
+from refinery.service.queue import QueuedBatch, BatchQueue
 from refinery.service.sources import SourceRefused, SourceResolver
 from refinery.store import CorpusStore
 
@@ -152,7 +152,7 @@ class Scheduler(BackgroundLoop):
         except OSError as err:
             raise RefineryError(f"{uri}: cannot fetch: {err}") from None
 
-    def _run(self, batch: Batch) -> None:
+    def _run(self, batch: QueuedBatch) -> None:
         start = time.time()
         state = "failed"
         done = {"units": 0, "docs": 0}

@@ -20,7 +20,7 @@ from refinery.strict import StrictModel
 
 @dataclass
 class StageResult:
-    batch: pa.RecordBatch
+    records: pa.RecordBatch
     reasons: list[str | None]  # rule that drops each row, None to keep
     details: list[str | None] | None = None  # free text for the rejects table (e.g. an error)
     # Values for reject rows only, by reject column (e.g. the extract prefilter's language guess):
@@ -52,24 +52,24 @@ class Stage(ABC):
         return {}
 
     @abstractmethod
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        """Score every row of `batch`; never raise for one bad document."""
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        """Score every row of `records`; never raise for one bad document."""
 
 
-def set_column(batch: pa.RecordBatch, field: pa.Field, values: pa.Array | list) -> pa.RecordBatch:
-    """Append `field` to `batch`, or replace it when a column of that name exists."""
+def set_column(records: pa.RecordBatch, field: pa.Field, values: pa.Array | list) -> pa.RecordBatch:
+    """Append `field` to `records`, or replace it when a column of that name exists."""
     array = values if isinstance(values, pa.Array) else pa.array(values, type=field.type)
-    idx = batch.schema.get_field_index(field.name)
+    idx = records.schema.get_field_index(field.name)
     if idx >= 0:
-        return batch.set_column(idx, field, array)
-    return batch.append_column(field, array)
+        return records.set_column(idx, field, array)
+    return records.append_column(field, array)
 
 
-def languages(batch: pa.RecordBatch) -> list[str | None]:
+def languages(records: pa.RecordBatch) -> list[str | None]:
     """The `language` column as a list, or one None per row when langid did not run."""
-    if "language" in batch.schema.names:
-        return batch.column("language").to_pylist()
-    return [None] * batch.num_rows
+    if "language" in records.schema.names:
+        return records.column("language").to_pylist()
+    return [None] * records.num_rows
 
 
 def rows_by_language(texts: list[str | None], langs: list[str | None], models) -> dict[str, list[int]]:

@@ -121,9 +121,9 @@ class DecontaminateStage(Stage):
         sets = {b: {k: s.get(k) for k in ("version", "licence", "items")} for b, s in m.get("sets", {}).items()}
         return {"decontaminate": {"index": m.get("version"), "params": m["params"], "sha256": o.sha256, "sets": sets}}
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        texts = batch.column("text").to_pylist()
-        langs = languages(batch)
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        texts = records.column("text").to_pylist()
+        langs = languages(records)
         norm = [fold(t) for t in texts]
         kinds = [doc_kind(n, lang, self.index.params.char_languages) for n, lang in zip(norm, langs)]
         hits = self.index.query(norm, kinds)
@@ -144,8 +144,8 @@ class DecontaminateStage(Stage):
             )
             if self.options.action == "drop":
                 reasons[i] = "contaminated:" + by[i].split(":", 1)[0]
-        batch = set_column(batch, CONTAMINATED_FIELD, pa.array(by, pa.string()))
+        records = set_column(records, CONTAMINATED_FIELD, pa.array(by, pa.string()))
         # Marked documents are kept, so no drop counter sees them: count them as events
         # (`refinery_stage_events_total{stage="decontaminate", event="marked:BENCHMARK"}`).
         marked = Counter(f"marked:{b.split(':', 1)[0]}" for b in by if b) if self.options.action == "mark" else None
-        return StageResult(batch, reasons, details, counts=dict(sorted(marked.items())) if marked else None)
+        return StageResult(records, reasons, details, counts=dict(sorted(marked.items())) if marked else None)

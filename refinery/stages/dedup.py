@@ -41,10 +41,10 @@ class DedupStage(Stage):
             }
         }
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        texts = batch.column("text").to_pylist()
-        langs = batch.column("language").to_pylist() if "language" in batch.schema.names else None
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        texts = records.column("text").to_pylist()
+        langs = records.column("language").to_pylist() if "language" in records.schema.names else None
         exact, sigs = self.signer.sign(texts, langs)
-        batch = set_column(batch, CONTENT_HASH_FIELD, pa.array(exact, pa.uint64()))
-        batch = set_column(batch, MINHASH_FIELD, signature_column(sigs))
-        return StageResult(batch, [None] * batch.num_rows)
+        records = set_column(records, CONTENT_HASH_FIELD, pa.array(exact, pa.uint64()))
+        records = set_column(records, MINHASH_FIELD, signature_column(sigs))
+        return StageResult(records, [None] * records.num_rows)

@@ -337,10 +337,10 @@ class ExtractStage(Stage):
             model = self.refinery_model
         return self._guarded("refinery", lambda: model.extract(html, max_elements=opts.max_tree_elements), (TooComplex,))
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        htmls = batch.column("html").to_pylist()
-        charsets = batch.column("http_charset").to_pylist()
-        texts = batch.column("text").to_pylist()
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        htmls = records.column("html").to_pylist()
+        charsets = records.column("http_charset").to_pylist()
+        texts = records.column("text").to_pylist()
         prefiltered = getattr(self, "lid", None) is not None
         skips = self.prefilter(htmls, charsets) if prefiltered else [None] * len(htmls)
         decoded = self._decoded if prefiltered else {}
@@ -370,4 +370,4 @@ class ExtractStage(Stage):
                 "language": [guesses[i][0] if i in guesses else None for i in range(len(reasons))],
                 "language_score": [guesses[i][1] if i in guesses else None for i in range(len(reasons))],
             }
-        return StageResult(set_column(batch, TEXT_FIELD, out), reasons, details, reject_columns=extra)
+        return StageResult(set_column(records, TEXT_FIELD, out), reasons, details, reject_columns=extra)

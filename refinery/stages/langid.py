@@ -63,8 +63,8 @@ class LangIdStage(Stage):
                 scores[i] = min(1.0, float(prob[0])) if len(prob) else None
         return langs, scores
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        langs, scores = self.predict(batch.column("text").to_pylist())
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        langs, scores = self.predict(records.column("text").to_pylist())
         opts: LangIdOptions = self.options
         reasons: list[str | None] = []
         details: list[str | None] = []
@@ -82,6 +82,6 @@ class LangIdStage(Stage):
             else:
                 reasons.append(None)
                 details.append(None)
-        batch = set_column(batch, LANGUAGE_FIELD, langs)
-        batch = set_column(batch, SCORE_FIELD, pa.array(scores, type=pa.float32()))
-        return StageResult(batch, reasons, details)
+        records = set_column(records, LANGUAGE_FIELD, langs)
+        records = set_column(records, SCORE_FIELD, pa.array(scores, type=pa.float32()))
+        return StageResult(records, reasons, details)

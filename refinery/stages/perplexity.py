@@ -71,9 +71,9 @@ class PerplexityStage(Stage):
         dirs = resolve_models("lm", self.options.models, self.options.languages)
         return {"perplexity": {lang: manifest_info("lm", d, lang) for lang, d in sorted(dirs.items())}}
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        texts = batch.column("text").to_pylist()
-        langs = languages(batch)
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        texts = records.column("text").to_pylist()
+        langs = languages(records)
         ppls: list[float | None] = []
         buckets: list[str | None] = []
         reasons: list[str | None] = []
@@ -94,6 +94,6 @@ class PerplexityStage(Stage):
             else:
                 reasons.append(None)
                 details.append(None)
-        batch = set_column(batch, PERPLEXITY_FIELD, pa.array(ppls, type=pa.float64()))
-        batch = set_column(batch, BUCKET_FIELD, pa.array(buckets, type=pa.string()))
-        return StageResult(batch, reasons, details)
+        records = set_column(records, PERPLEXITY_FIELD, pa.array(ppls, type=pa.float64()))
+        records = set_column(records, BUCKET_FIELD, pa.array(buckets, type=pa.string()))
+        return StageResult(records, reasons, details)

@@ -174,10 +174,10 @@ class PiiStage(Stage):
         regions = self.options.phone_regions.get(language or "")
         return tuple(regions) if regions is not None else self.default_regions
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
+    def process(self, records: pa.RecordBatch) -> StageResult:
         o: PiiOptions = self.options
-        texts = batch.column("text").to_pylist()
-        langs = languages(batch)
+        texts = records.column("text").to_pylist()
+        langs = languages(records)
         out = list(texts)
         counts = {kind: [0] * len(texts) for kind in KINDS}
         reasons: list[str | None] = [None] * len(texts)
@@ -199,8 +199,8 @@ class PiiStage(Stage):
                 reasons[i] = "pii_density"
                 kinds = ", ".join(f"{k}={n}" for k, n in sorted(per_kind.items()))
                 details[i] = f"{len(spans)} PII spans per {len(text)} chars ({density:.2f}/1000 > {o.max_density}): {kinds}"
-        batch = set_column(batch, TEXT_FIELD, pa.array(out, type=pa.string()))
+        records = set_column(records, TEXT_FIELD, pa.array(out, type=pa.string()))
         for kind in KINDS:
             values = counts[kind] if kind in o.kinds else [None] * len(texts)
-            batch = set_column(batch, COUNT_FIELDS[kind], pa.array(values, type=pa.int32()))
-        return StageResult(batch, reasons, details, counts={f"{k}": n for k, n in sorted(totals.items())})
+            records = set_column(records, COUNT_FIELDS[kind], pa.array(values, type=pa.int32()))
+        return StageResult(records, reasons, details, counts={f"{k}": n for k, n in sorted(totals.items())})

@@ -335,11 +335,11 @@ class QualityStage(Stage):
         if _over(s["q_newline_ratio"], o.new_line_ratio):
             a.fail("fineweb_newline_ratio", _cmp("q_newline_ratio", s["q_newline_ratio"], ">", o.new_line_ratio))
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        texts = batch.column("text").to_pylist()
-        langs = languages(batch)
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        texts = records.column("text").to_pylist()
+        langs = languages(records)
         results = [self.assess(t, lang) for t, lang in zip(texts, langs)]
-        batch = set_column(batch, self.fields[0], [r.text for r in results])
+        records = set_column(records, self.fields[0], [r.text for r in results])
         for f in SIGNAL_FIELDS:
-            batch = set_column(batch, f, [r.signals[f.name] for r in results])
-        return StageResult(batch, [r.reason for r in results], [r.detail for r in results])
+            records = set_column(records, f, [r.signals[f.name] for r in results])
+        return StageResult(records, [r.reason for r in results], [r.detail for r in results])

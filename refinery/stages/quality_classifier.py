@@ -66,9 +66,9 @@ class QualityClassifierStage(Stage):
         dirs = resolve_models("quality", self.options.models, self.options.languages)
         return {"quality": {lang: model_info(read_manifest(d, "quality", lang)) for lang, d in sorted(dirs.items())}}
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        texts = batch.column("text").to_pylist()
-        langs = languages(batch)
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        texts = records.column("text").to_pylist()
+        langs = languages(records)
         scores: list[float | None] = [None] * len(texts)
         buckets: list[int | None] = [None] * len(texts)
         reasons: list[str | None] = [None] * len(texts)
@@ -87,9 +87,9 @@ class QualityClassifierStage(Stage):
                 elif min_bucket is not None and buckets[i] < min_bucket:
                     reasons[i] = "low_quality_bucket"
                     details[i] = f"quality_bucket={buckets[i]}<{min_bucket} (min_bucket)"
-        batch = set_column(batch, SCORE_FIELD, pa.array(scores, type=pa.float64()))
-        batch = set_column(batch, BUCKET_FIELD, pa.array(buckets, type=pa.int8()))
-        return StageResult(batch, reasons, details)
+        records = set_column(records, SCORE_FIELD, pa.array(scores, type=pa.float64()))
+        records = set_column(records, BUCKET_FIELD, pa.array(buckets, type=pa.int8()))
+        return StageResult(records, reasons, details)
 
     @property
     def _threshold_name(self) -> str:

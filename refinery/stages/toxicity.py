@@ -65,9 +65,9 @@ class ToxicityStage(Stage):
         toxic = {i for i, s in zip(scored, scores) if s >= self.par_threshold}
         return "\n".join(p for i, p in enumerate(paras) if i not in toxic), len(toxic)
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        texts = batch.column("text").to_pylist()
-        langs = languages(batch)
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        texts = records.column("text").to_pylist()
+        langs = languages(records)
         out_texts = list(texts)
         scores: list[float | None] = [None] * len(texts)
         reasons: list[str | None] = [None] * len(texts)
@@ -94,6 +94,6 @@ class ToxicityStage(Stage):
                     reasons[i] = "toxic"
                     note = f"; {details[i]}" if details[i] else ""
                     details[i] = f"toxicity={round(s, 6):g}>={threshold:g} (threshold, {lang}){note}"
-        batch = set_column(batch, TEXT_FIELD, pa.array(out_texts, type=pa.string()))
-        batch = set_column(batch, TOXICITY_FIELD, pa.array(scores, type=pa.float64()))
-        return StageResult(batch, reasons, details)
+        records = set_column(records, TEXT_FIELD, pa.array(out_texts, type=pa.string()))
+        records = set_column(records, TOXICITY_FIELD, pa.array(scores, type=pa.float64()))
+        return StageResult(records, reasons, details)

@@ -234,8 +234,8 @@ class UrlFilterStage(Stage):
                 return "url:banned_subword", m.group(0)
         return None
 
-    def process(self, batch: pa.RecordBatch) -> StageResult:
-        verdicts = self.match(batch.column("url").to_pylist())
+    def process(self, records: pa.RecordBatch) -> StageResult:
+        verdicts = self.match(records.column("url").to_pylist())
         reasons = [v[0] if v else None for v in verdicts]
         details = [v[1] if v else None for v in verdicts]
-        return StageResult(batch, reasons, details)
+        return StageResult(records, reasons, details)
