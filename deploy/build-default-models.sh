@@ -81,9 +81,12 @@ TOX=$DATA/toxicity
 [[ $WANT == *" tox-zh "* ]] && refinery models build-toxicity --lang zh \
   --data cold:$TOX/cold_zh/train.csv --eval cold:$TOX/cold_zh/dev.csv jsonl:$TOX/swsr_zh/swsr_comments.jsonl.gz
 # Main-content extractor (extract: {extractor: refinery}).  WCXB dev pages split by domain inside the
-# command: crc32(domain) % 10 in 0-5 train, 6 chooses the threshold, 7-9 are never used (bench/extraction_f1.py
-# reports on them, on the article benchmark and on the trafilatura evaluation pages).
-[[ $WANT == *" extractor "* ]] && refinery models build-extractor --wcxb $DATA/extraction/wcxb_dev
+# command: crc32(domain) % 10 in 0-5 train, 6 chooses the threshold, 7-9 are never used; the trafilatura
+# evaluation pages (multilingual, keep/drop snippets) split by site: crc32 % 4 in 0-1 train, 2 chose
+# --snippet-weight 20 (of 0/5/20/50/120), 3 never used.  bench/extraction_f1.py reports on the never-used
+# parts and on the article benchmark.
+[[ $WANT == *" extractor "* ]] && refinery models build-extractor --wcxb $DATA/extraction/wcxb_dev \
+  --snippets $DATA/extraction/boilerplate_snippets
 # URL blocklists (url_filter) and the benchmark decontamination index (decontaminate): not trained,
 # copied/hashed from the shared data; both are byte-identical on a re-run (docs/operations.md).
 [[ $WANT == *" ut1 "* ]] && refinery urlfilter refresh --source $DATA/urlfilter/ut1

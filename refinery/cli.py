@@ -263,11 +263,12 @@ def cmd_models_build_toxicity(args) -> int:
 
 def cmd_models_build_extractor(args) -> int:
     from refinery.extractor.model import DEFAULT_DIR
-    from refinery.extractor.train import build
+    from refinery.build.extractor import build
 
     out = Path(args.out) if args.out else DEFAULT_DIR
-    manifest = build(Path(args.wcxb), out, _command_line(args), l2=args.l2, trees=args.trees, depth=args.depth,
-                     learning_rate=args.learning_rate)
+    manifest = build(Path(args.wcxb), out, _command_line(args), Path(args.snippets) if args.snippets else None,
+                     l2=args.l2, trees=args.trees, depth=args.depth, learning_rate=args.learning_rate,
+                     snippet_weight=args.snippet_weight)
     print(f"wrote {out} (version {manifest['version']}, tune F1 {manifest['metrics']['tune_f1']})")
     return 0
 
@@ -430,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--trees", type=int, default=150, help="pass 2: number of boosted trees")
     be.add_argument("--depth", type=int, default=5, help="pass 2: maximum tree depth")
     be.add_argument("--learning-rate", type=float, default=0.1, help="pass 2: boosting learning rate")
+    be.add_argument("--snippets", default=None,
+                    help="trafilatura evaluation pages folder (evaldata.json, pages/): its train-split sites add "
+                         "snippet-labelled blocks (multilingual); split by site, the test split is never used")
+    be.add_argument("--snippet-weight", type=float, default=20.0, help="weight of one snippet-labelled block")
     be.set_defaults(fn=cmd_models_build_extractor)
 
 

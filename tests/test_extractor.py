@@ -10,7 +10,7 @@ from refinery.errors import ModelError
 from refinery.extractor import data as D
 from refinery.extractor.blocks import TooComplex, segment
 from refinery.extractor.model import DEFAULT_DIR, MODEL_FILE, ExtractorModel, load_extractor
-from refinery.extractor.train import label_blocks
+from refinery.build.extractor import label_blocks, label_snippet_blocks
 from refinery.stages.extract import ExtractStage
 
 STRUCTURED = """<html><head><title>t</title><style>p{}</style></head><body>
@@ -51,10 +51,29 @@ def test_labels_need_gold_context_for_short_blocks():
     assert y["boat | 12"] == 0
 
 
+def test_snippet_labels_are_partial_and_drop_contradictions():
+    blocks = page_blocks(STRUCTURED)
+    page = D.Page("snippets", "p", b"", None, with_=["second line of the same", "two item"],
+                  without=["Home", "same paragraph"])
+    y, labelled = label_snippet_blocks(blocks, page)
+    by_text = {b.text: (yy, ll) for b, yy, ll in zip(blocks, y, labelled)}
+    assert by_text["two item"] == (1, 1) and by_text["Home"] == (0, 1)
+    assert by_text["First line\nsecond line of the same paragraph."][1] == 0  # a keep and a drop snippet: unlabelled
+    assert by_text["About"][1] == 0 and by_text["one item"][1] == 0  # no snippet: unlabelled
+
+
+def test_snippet_pages_split_by_site():
+    base = shared("extraction", "boilerplate_snippets")
+    parts = {part: D.snippet_pages(base, {part}) for part in ("train", "tune", "test")}
+    sites = {part: {p.domain for p in pages} for part, pages in parts.items()}
+    assert all(sites.values()) and not (sites["train"] & sites["test"]) and not (sites["tune"] & sites["test"])
+    assert sum(len(v) for v in parts.values()) == len(D.snippet_pages(base))
+
+
 def test_shipped_model_extracts_main_text_and_names_itself():
     stage = make_stage(ExtractStage, extractor="refinery")
     res = stage.process(input_batch([ARTICLE.encode()]))
-    text = res.batch.column("text")[0].as_py()
+    text = res.records.column("text")[0].as_py()
     assert res.reasons == [None]
     assert "harbour of the old town reopened" in text
     info = stage.model_info()["refinery_extractor"]
@@ -122,8 +141,7 @@ def test_pass2_trees_score_as_scikit_learn_does_and_learn_what_a_linear_pass_can
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from refinery.extractor.model import _sigmoid
-    from refinery.extractor.train import fit_logistic
+    from refinery.models.logistic import fit_logistic, sigmoid
     from refinery.extractor.trees import Trees, from_sklearn
 
     rng = np.random.default_rng(0)
@@ -134,10 +152,10 @@ def test_pass2_trees_score_as_scikit_learn_does_and_learn_what_a_linear_pass_can
     trees = from_sklearn(g)
     again = Trees.from_doc(json.loads(json.dumps(trees.to_doc())), Z.shape[1])
     expected = g.predict_proba(Z)[:, 1]
-    assert np.abs(_sigmoid(trees.logit(Z)) - expected).max() < 1e-12
-    assert np.abs(_sigmoid(again.logit(Z)) - expected).max() < 1e-5  # leaf values kept to 6 digits
-    assert ((_sigmoid(trees.logit(Z)) >= 0.5) == y).mean() == 1.0
-    acc_lr = ((_sigmoid(Z @ fit_logistic(Z, y, np.ones(400), np.zeros(4))) >= 0.5) == y).mean()
+    assert np.abs(sigmoid(trees.logit(Z)) - expected).max() < 1e-12
+    assert np.abs(sigmoid(again.logit(Z)) - expected).max() < 1e-5  # leaf values kept to 6 digits
+    assert ((sigmoid(trees.logit(Z)) >= 0.5) == y).mean() == 1.0
+    acc_lr = ((sigmoid(Z @ fit_logistic(Z, y, np.ones(400), np.zeros(4))) >= 0.5) == y).mean()
     assert acc_lr < 0.8
     assert trees.logit(np.zeros((0, 4))).shape == (0,)
 

@@ -25,7 +25,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import scipy.optimize
 import scipy.sparse as sp
 
 from refinery.extractor import data as D
@@ -33,12 +32,13 @@ from refinery.extractor.blocks import HASH_SIZE, Block, TooComplex, segment
 from refinery.extractor.features import (
     N_DENSE, context_features, dense_features, frame_ids, lexical_ids, stack_features,
 )
-from refinery.extractor.model import MODEL_FILE, ExtractorModel, _sigmoid
+from refinery.extractor.model import MODEL_FILE, ExtractorModel
 from refinery.extractor.trees import from_sklearn
+from refinery.models.logistic import fit_logistic, sigmoid
 from refinery.stages.extract import decode_html
 
 MAX_ELEMENTS = 60_000
-PARAMETERS = ("l2", "trees", "depth", "learning_rate", "threshold")
+PARAMETERS = ("l2", "trees", "depth", "learning_rate", "snippet_weight", "threshold")
 
 
 def label_blocks(blocks: list[Block], gold: str) -> np.ndarray:
@@ -63,14 +63,42 @@ def label_blocks(blocks: list[Block], gold: str) -> np.ndarray:
     return y
 
 
-def page_rows(page: D.Page) -> tuple[list[Block], str, np.ndarray] | None:
+def label_snippet_blocks(blocks: list[Block], page: D.Page) -> tuple[np.ndarray, np.ndarray]:
+    """Partial labels from a page's keep/drop snippets: (y, labelled).  A block holding a `with` snippet
+    (as a whole-word token sequence) is main content, one holding a `without` snippet is not; a block
+    holding both, and every block holding neither, is unlabelled (weight 0)."""
+    y = np.zeros(len(blocks))
+    state = np.zeros(len(blocks))  # 0 unlabelled, 1 labelled, -1 contradictory
+    texts = [D.token_string(b.text) for b in blocks]
+    for snippets, label in ((page.with_, 1.0), (page.without, 0.0)):
+        for snippet in snippets:
+            needle = D.token_string(snippet)
+            if not needle.strip():
+                continue
+            for i, text in enumerate(texts):
+                if needle in text:
+                    if state[i] == 1 and y[i] != label:
+                        state[i] = -1
+                    elif state[i] == 0:
+                        y[i], state[i] = label, 1
+    return y, (state == 1).astype(np.float64)
+
+
+def page_rows(page: D.Page) -> tuple[list[Block], str, np.ndarray, np.ndarray] | None:
+    """(blocks, title, labels, labelled) of one page: gold-text labels on every block of a WCXB page,
+    snippet labels on some blocks of a trafilatura evaluation page."""
     try:
         segmented = segment(decode_html(page.html, None), MAX_ELEMENTS)
     except TooComplex:
         return None
-    if not segmented.blocks:
+    blocks = segmented.blocks
+    if not blocks:
         return None
-    return segmented.blocks, segmented.title, label_blocks(segmented.blocks, page.gold or "")
+    if page.source == "snippets":
+        y, labelled = label_snippet_blocks(blocks, page)
+    else:
+        y, labelled = label_blocks(blocks, page.gold or ""), np.ones(len(blocks))
+    return blocks, segmented.title, y, labelled
 
 
 def sparse_rows(blocks: list[Block]) -> sp.csr_matrix:
@@ -96,37 +124,23 @@ def page_weight(blocks: list[Block]) -> np.ndarray:
     return w / w.sum() * np.sqrt(len(blocks))
 
 
-def fit_logistic(X, y: np.ndarray, w: np.ndarray, l2: np.ndarray, iters: int = 300) -> np.ndarray:
-    """Weighted L2 logistic regression by L-BFGS from zeros (deterministic)."""
-    wsum = w.sum()
-
-    def loss(beta):
-        z = X @ beta
-        p = _sigmoid(z)
-        ll = -(w * (y * np.log(np.clip(p, 1e-12, 1)) + (1 - y) * np.log(np.clip(1 - p, 1e-12, 1)))).sum() / wsum
-        grad = X.T @ (w * (p - y)) / wsum
-        return ll + 0.5 * float((l2 * beta * beta).sum()), np.asarray(grad).ravel() + l2 * beta
-
-    res = scipy.optimize.minimize(loss, np.zeros(X.shape[1]), jac=True, method="L-BFGS-B",
-                                  options={"maxiter": iters})
-    return res.x
-
-
 class Featurized:
-    """One set of pages' blocks, labels and features."""
+    """One set of pages' blocks, labels, label weights and features."""
 
-    def __init__(self, pages: list[D.Page]):
+    def __init__(self, pages: list[D.Page], snippet_weight: float = 1.0):
         self.pages, self.blocks, self.titles, self.y, self.X, self.S, self.E, self.ids, self.bounds = (
             [], [], [], [], [], [], [], [], [0])
+        self.label_weight: list[np.ndarray] = []  # 1 per gold-labelled block, snippet_weight per snippet label, 0 unlabelled
         for page in pages:
             rows = page_rows(page)
             if rows is None:
                 continue
-            blocks, title, y = rows
+            blocks, title, y, labelled = rows
             self.pages.append(page)
             self.blocks.append(blocks)
             self.titles.append(title)
             self.y.append(y)
+            self.label_weight.append(labelled * (snippet_weight if page.source == "snippets" else 1.0))
             self.X.append(dense_features(blocks))
             self.S.append(sparse_rows(blocks))
             self.ids.append(frame_ids(blocks))
@@ -134,10 +148,12 @@ class Featurized:
             self.bounds.append(self.bounds[-1] + len(blocks))
 
     def matrix(self, idx: list[int]):
+        """Pass 1's rows of pages `idx` (labelled blocks only), their labels and weights."""
         X = sp.hstack([sp.vstack([sp.csr_matrix(self.X[i]) for i in idx]), sp.vstack([self.S[i] for i in idx])]).tocsr()
         y = np.concatenate([self.y[i] for i in idx])
-        w = np.concatenate([sample_weight(self.blocks[i]) for i in idx])
-        return X, y, w
+        w = np.concatenate([sample_weight(self.blocks[i]) * self.label_weight[i] for i in idx])
+        keep = w > 0
+        return X[keep], y[keep], w[keep]
 
 
 def fit_pass1(F: Featurized, idx: list[int], l2: float) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +166,7 @@ def fit_pass1(F: Featurized, idx: list[int], l2: float) -> tuple[np.ndarray, np.
 
 def stacked(F: Featurized, i: int, w1d: np.ndarray, w1s: np.ndarray) -> np.ndarray:
     """Pass 2's input for page i: dense features, pass-1 scores stacked, page context."""
-    p1 = _sigmoid(F.X[i] @ w1d + F.S[i] @ w1s)
+    p1 = sigmoid(F.X[i] @ w1d + F.S[i] @ w1s)
     return np.hstack([F.X[i], stack_features(p1, F.blocks[i], F.ids[i]), F.E[i]])
 
 
@@ -168,10 +184,14 @@ def fit_trees(Z: np.ndarray, y: np.ndarray, w: np.ndarray, trees: int, depth: in
 
 
 def train(train_pages: list[D.Page], tune_pages: list[D.Page], l2: float = 1e-4, trees: int = 150, depth: int = 5,
-          learning_rate: float = 0.1, log=print) -> tuple[ExtractorModel, dict]:
+          learning_rate: float = 0.1, snippet_weight: float = 20.0, log=print) -> tuple[ExtractorModel, dict]:
+    """`train_pages` may mix WCXB pages (every block labelled from the gold text) and trafilatura
+    evaluation pages (a few blocks labelled from their snippets, each weighing `snippet_weight`)."""
     t0 = time.process_time()
-    F = Featurized(train_pages)
-    log(f"train: {len(F.pages)} pages, {F.bounds[-1]} blocks, {int(sum(y.sum() for y in F.y))} main-content blocks")
+    F = Featurized(train_pages, snippet_weight)
+    labelled = [w > 0 for w in F.label_weight]
+    log(f"train: {len(F.pages)} pages, {int(sum(m.sum() for m in labelled))} labelled blocks, "
+        f"{int(sum((y * m).sum() for y, m in zip(F.y, labelled)))} main content")
     # pass 1 out of fold (two folds by domain) for pass 2's inputs, then on everything for the model
     fold = [zlib.crc32(p.domain.encode()) % 2 for p in F.pages]
     Z = [None] * len(F.pages)
@@ -183,8 +203,9 @@ def train(train_pages: list[D.Page], tune_pages: list[D.Page], l2: float = 1e-4,
                 Z[i] = stacked(F, i, w1d, w1s)
     w1d, w1s = fit_pass1(F, list(range(len(F.pages))), l2)
     y = np.concatenate(F.y)
-    w = np.concatenate([page_weight(b) for b in F.blocks])
-    pass2 = fit_trees(np.vstack(Z), y, w, trees, depth, learning_rate)
+    w = np.concatenate([page_weight(b) * lw for b, lw in zip(F.blocks, F.label_weight)])
+    keep = w > 0
+    pass2 = fit_trees(np.vstack(Z)[keep], y[keep], w[keep], trees, depth, learning_rate)
     # the model as it will be loaded (thresholds exact, leaf values rounded): the tune figures are its own
     model = ExtractorModel.from_json(ExtractorModel(w1d, w1s, pass2, 0.5).to_json())
     # threshold: best mean WCXB score on the tune domains (never reported)
@@ -207,11 +228,25 @@ def train(train_pages: list[D.Page], tune_pages: list[D.Page], l2: float = 1e-4,
         if best is None or objective > best[0]:
             best = (objective, row)
     model.threshold = best[1][0]
-    info = {"train_pages": len(F.pages), "train_blocks": F.bounds[-1], "tune_pages": len(T.pages),
+    info = {"train_pages": len(F.pages), "train_blocks": int(sum(m.sum() for m in labelled)), "tune_pages": len(T.pages),
             "threshold": model.threshold, "tune_f1": round(best[1][1], 4), "tune_kept": round(best[1][2], 4),
             "tune_leaked": round(best[1][3], 4), "l2": l2, "trees": trees, "depth": depth, "learning_rate": learning_rate,
-            "train_cpu_seconds": round(time.process_time() - t0, 1)}
+            "snippet_weight": snippet_weight, "train_cpu_seconds": round(time.process_time() - t0, 1)}
     return model, info
+
+
+def snippet_accuracy(model: ExtractorModel, pages: list[D.Page]) -> float:
+    """trafilatura's evaluation measure: snippets right (kept `with`, dropped `without`) over all snippets."""
+    right = total = 0
+    for page in pages:
+        try:
+            text = model.extract(decode_html(page.html, None), MAX_ELEMENTS)
+        except TooComplex:
+            text = ""
+        kept, leaked = D.snippet_hits(text, page)
+        right += sum(kept) + len(leaked) - sum(leaked)
+        total += len(kept) + len(leaked)
+    return right / total if total else float("nan")
 
 
 def data_digest(pages: list[D.Page]) -> str:
@@ -220,14 +255,19 @@ def data_digest(pages: list[D.Page]) -> str:
         h.update(p.id.encode())
         h.update(hashlib.sha256(p.html).digest())
         h.update((p.gold or "").encode())
+        h.update(json.dumps([p.with_, p.without]).encode())
     return h.hexdigest()
 
 
-def build(wcxb_dir: Path, out: Path, command: str, l2: float = 1e-4, trees: int = 150, depth: int = 5,
-          learning_rate: float = 0.1, log=print) -> dict:
+def build(wcxb_dir: Path, out: Path, command: str, snippets_dir: Path | None = None, l2: float = 1e-4,
+          trees: int = 150, depth: int = 5, learning_rate: float = 0.1, snippet_weight: float = 20.0, log=print) -> dict:
     train_pages = D.wcxb_pages(wcxb_dir, {"train"})
+    if snippets_dir is not None:
+        train_pages += D.snippet_pages(snippets_dir, {"train"})
     tune_pages = D.wcxb_pages(wcxb_dir, {"tune"})
-    model, info = train(train_pages, tune_pages, l2, trees, depth, learning_rate, log)
+    model, info = train(train_pages, tune_pages, l2, trees, depth, learning_rate, snippet_weight, log)
+    if snippets_dir is not None:  # recorded, not chosen on: the weight was picked on these sites once, by hand
+        info["tune_snippet_accuracy"] = round(snippet_accuracy(model, D.snippet_pages(snippets_dir, {"tune"})), 4)
     out.mkdir(parents=True, exist_ok=True)
     blob = model.to_json()
     (out / MODEL_FILE).write_text(blob, encoding="utf-8")
@@ -246,11 +286,15 @@ def build(wcxb_dir: Path, out: Path, command: str, l2: float = 1e-4, trees: int 
                        "overlap and repeated containers",
         "training_data": {
             "set": "WCXB dev (../shared/data/extraction/wcxb_dev), pages whose domain hashes to train (crc32 % 10 <= 5); "
-                   "threshold chosen on tune domains (== 6); domains 7-9, the article benchmark and the trafilatura "
-                   "evaluation pages are never used",
+                   "threshold chosen on tune domains (== 6); domains 7-9 and the article benchmark are never used"
+                   + (". Trafilatura evaluation pages (../shared/data/extraction/boilerplate_snippets) of the domains "
+                      "hashing to train (crc32 % 4 <= 1), labelled from their keep/drop snippets; domains == 2 chose "
+                      "--snippet-weight, == 3 are never used" if snippets_dir is not None else
+                      "; the trafilatura evaluation pages are never used"),
             "sha256": data_digest(train_pages + tune_pages),
-            "licence": "CC-BY-4.0 (WCXB, (c) 2026 Murrough Foley, DOI 10.5281/zenodo.19316874); the model holds "
-                       "weights only, no page text",
+            "licence": "CC-BY-4.0 (WCXB, (c) 2026 Murrough Foley, DOI 10.5281/zenodo.19316874)"
+                       + ("; Apache-2.0 (trafilatura's evaluation data, github.com/adbar/trafilatura)" if snippets_dir else "")
+                       + "; the model holds weights only, no page text",
         },
         "parameters": {k: info[k] for k in PARAMETERS},
         "metrics": {k: v for k, v in info.items() if k not in PARAMETERS + ("train_cpu_seconds",)},

@@ -38,7 +38,7 @@ _PRE_BIT = _LANDMARK_BIT["pre"]
 _TOKEN_SPLIT = re.compile(r"[^a-z]+")
 _WS = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _NL = re.compile(r" *\n[ \n]*")
-_SENT_END = ('.', '!', '?', '"', '”', '。', '！', '？', ')', ':')
+SENT_END = ('.', '!', '?', '"', '”', '。', '！', '？', ')', ':')
 ATTRS = ("class", "id", "role", "itemprop")
 
 
@@ -83,11 +83,11 @@ class Frame:
     def near(self) -> tuple[int, ...]:
         """This element's tag and tokens, its parent's (marked as the parent's), and the tag pair."""
         if self._near is None:
-            own = _own_features(self.tag, self.attrs)[0]
+            own = own_features(self.tag, self.attrs)[0]
             if self.parent is None:
                 self._near = own + (bucket("pt:root>" + self.tag),)
             else:
-                self._near = own + _own_features(self.parent.tag, self.parent.attrs)[1] + (
+                self._near = own + own_features(self.parent.tag, self.parent.attrs)[1] + (
                     bucket(f"pt:{self.parent.tag}>{self.tag}"),)
         return self._near
 
@@ -101,13 +101,13 @@ class Frame:
             f = f.parent
         acc = f._anc if f is not None else ()
         for g in reversed(chain):
-            acc = acc + _own_features(g.tag, g.attrs)[2]
+            acc = acc + own_features(g.tag, g.attrs)[2]
             g._anc = acc
         return acc
 
 
 @lru_cache(maxsize=1 << 16)
-def _own_features(tag: str, attrs: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+def own_features(tag: str, attrs: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     toks = [t for t in _TOKEN_SPLIT.split(attrs.lower()) if 2 <= len(t) <= 24] if attrs else []
     own = (bucket("t:" + tag),) + tuple(bucket("c:" + t) for t in toks)
     as_parent = (bucket("pt:" + tag),) + tuple(bucket("pc:" + t) for t in toks)

@@ -1,8 +1,9 @@
 """The gold extraction pages in ../shared/data/extraction, the split by domain, and the scores.
 
 Split: WCXB dev pages go to train / tune / test by a hash of their *domain* (crc32 % 10: 0-5 train,
-6 tune, 7-9 test), so no site is on both sides.  The article benchmark and the trafilatura
-evaluation pages (boilerplate_snippets) are never trained or tuned on: they are other benchmarks.
+6 tune, 7-9 test), so no site is on both sides.  The trafilatura evaluation pages (boilerplate_snippets,
+multilingual, keep/drop snippets only) are split the same way by their host's last two labels
+(crc32 % 4: 0-1 train, 2 tune, 3 test).  The article benchmark is never trained or tuned on.
 
 Scores, per page then averaged: token F1 (WCXB's own word_f1: lowercase \\w+ tokens, multiset
 overlap), the share of `with` snippets found in the extraction ("kept") and of `without` snippets
@@ -18,6 +19,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 _WORD = re.compile(r"\w+")
 
@@ -37,6 +39,17 @@ class Page:
 def domain_part(domain: str) -> str:
     b = zlib.crc32(domain.lower().encode()) % 10
     return "train" if b <= 5 else "tune" if b == 6 else "test"
+
+
+def snippet_part(domain: str) -> str:
+    b = zlib.crc32(domain.lower().encode()) % 4
+    return "train" if b <= 1 else "tune" if b == 2 else "test"
+
+
+def site(url: str) -> str:
+    """The host's last two labels (`www.spiegel.de` -> `spiegel.de`): pages of one site share a split."""
+    host = urlsplit(url).hostname or ""
+    return ".".join(host.split(".")[-2:])
 
 
 def wcxb_pages(base: Path, parts: set[str] | None = None) -> list[Page]:
@@ -63,15 +76,17 @@ def article_pages(base: Path) -> list[Page]:
     return out
 
 
-def snippet_pages(base: Path) -> list[Page]:
+def snippet_pages(base: Path, parts: set[str] | None = None) -> list[Page]:
     data = json.loads((base / "evaldata.json").read_text(encoding="utf-8"))
     out = []
     for url, item in sorted(data.items()):
+        if parts is not None and snippet_part(site(url)) not in parts:
+            continue
         path = base / "pages" / item["file"]  # SOURCE.txt: pages were gzipped in place; the name may lack ".gz"
         if not path.exists():
             path = base / "pages" / (item["file"] + ".gz")
         if path.exists():
-            out.append(Page("snippets", item["file"], gzip.decompress(path.read_bytes()), None, "",
+            out.append(Page("snippets", item["file"], gzip.decompress(path.read_bytes()), None, "", site(url),
                             with_=list(item.get("with") or []), without=list(item.get("without") or [])))
     return out
 

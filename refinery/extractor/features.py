@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from refinery.extractor.blocks import _SENT_END, LANDMARKS, Block, bucket
+from refinery.extractor.blocks import SENT_END, LANDMARKS, Block, bucket
 
 SHORT_WORDS = 8
 SHORT_CHARS = 80  # blocks up to this long are looked up whole (they repeat across pages: menus, buttons)
@@ -57,7 +57,7 @@ def dense_features(blocks: list[Block]) -> np.ndarray:
         g = p.parent or p
         raw[i] = (
             b.chars, count(text, " ") + count(text, "\n") + 1, b.link_chars,
-            len(punct(text)), text.endswith(_SENT_END), len(digits(text)),
+            len(punct(text)), text.endswith(SENT_END), len(digits(text)),
             len(_CAP_WORD.findall(text)), f.depth, b.heading, b.landmarks, b.inline_tags,
             f.chars, f.link_chars, p.chars, p.link_chars, g.chars, g.link_chars, f.blocks, count(text, "\n"),
         )
@@ -110,13 +110,13 @@ def lexical_ids(block: Block) -> tuple[int, ...]:
     """Hashed words of short blocks ("Share", "Sign up", "Related posts"): boilerplate has a vocabulary.
     Long blocks get their first word only."""
     if block.chars <= SHORT_CHARS:
-        return _short_ids(block.text)
+        return short_ids(block.text)
     m = _WORD.search(block.text)
     return (bucket("fw:" + m.group().lower()),) if m else ()
 
 
 @lru_cache(maxsize=1 << 16)
-def _short_ids(text: str) -> tuple[int, ...]:
+def short_ids(text: str) -> tuple[int, ...]:
     words = _WORD.findall(text.lower())
     if not words:
         return ()

@@ -15,21 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from refinery.errors import ModelError
-from refinery.extractor.blocks import HASH_SIZE, Block, _own_features, bucket, segment
+from refinery.extractor.blocks import HASH_SIZE, Block, own_features, bucket, segment
 from refinery.extractor.features import (
     N_CONTEXT, N_DENSE, N_STACK, context_features, dense_features, frame_ids, lexical_ids, stack_features,
 )
 from refinery.extractor.trees import Trees
+from refinery.models.logistic import sigmoid
 from refinery.models.registry import DEFAULT_ROOT
 
 MODEL_FILE = "extractor.json"
 DEFAULT_DIR = DEFAULT_ROOT / "extractor"
 FORMAT = "refinery-extractor/2"
 N_PASS2 = N_DENSE + N_STACK + N_CONTEXT
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
 @dataclass
@@ -53,7 +50,7 @@ class ExtractorModel:
         sums = self._own_cache.get(key)
         if sums is None:
             ws = self._ws
-            own, as_parent, anc = _own_features(f.tag, f.attrs)
+            own, as_parent, anc = own_features(f.tag, f.attrs)
             sums = (sum([ws[i] for i in own]), sum([ws[i] for i in as_parent]), sum([ws[i] for i in anc]))
             if len(self._own_cache) > 200_000:
                 self._own_cache.clear()
@@ -92,7 +89,7 @@ class ExtractorModel:
         score, ws = self._frame_score, self._ws
         extra = np.fromiter((score(b.frame) + sum([ws[i] for i in lexical_ids(b)]) for b in blocks),
                             dtype=np.float64, count=len(blocks))
-        return _sigmoid(X @ self.w1_dense + extra)
+        return sigmoid(X @ self.w1_dense + extra)
 
     def scores(self, blocks: list[Block], title: str) -> np.ndarray:
         if not blocks:
@@ -101,7 +98,7 @@ class ExtractorModel:
         p1 = self.pass1(blocks, X)
         ids = frame_ids(blocks)
         S = stack_features(p1, blocks, ids)
-        return _sigmoid(self.pass2.logit(np.hstack([X, S, context_features(blocks, title, ids)])))
+        return sigmoid(self.pass2.logit(np.hstack([X, S, context_features(blocks, title, ids)])))
 
     def extract(self, html: str, max_elements: int | None = None) -> str:
         """Main text of `html`: kept blocks in document order, one per line."""
@@ -181,8 +178,8 @@ def clear_caches() -> None:
     from refinery.extractor import blocks, features
 
     blocks.bucket.cache_clear()
-    blocks._own_features.cache_clear()
-    features._short_ids.cache_clear()
+    blocks.own_features.cache_clear()
+    features.short_ids.cache_clear()
     for model in _CACHE.values():
         model._own_cache.clear()
         model._pair_cache.clear()

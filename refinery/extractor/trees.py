@@ -70,7 +70,10 @@ class Trees:
 
 
 def from_sklearn(model) -> Trees:
-    """The trees of a fitted binary `HistGradientBoostingClassifier` (numeric features, no missing values)."""
+    """The trees of a fitted binary `HistGradientBoostingClassifier` (numeric features, no missing values).
+
+    scikit-learn keeps them in private attributes (`_predictors`, `_baseline_prediction`); a release that
+    moves them fails tests/test_extractor.py, which compares this walk with `predict_proba`."""
     nodes = [predictor[0].nodes for predictor in model._predictors]
     n_trees, width = len(nodes), max(len(n) for n in nodes)
     size = n_trees * width

@@ -66,7 +66,7 @@ def fit_stacker(rows: list[list[float]], labels: list[int], l2: float) -> Stacke
     """Class-balanced L2 logistic regression on standardised rows (L-BFGS from zeros: deterministic)."""
     import numpy as np
 
-    from refinery.extractor.train import fit_logistic
+    from refinery.models.logistic import fit_logistic
 
     X = np.asarray(rows, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
