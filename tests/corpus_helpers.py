@@ -19,7 +19,15 @@ import pyarrow.parquet as pq
 
 from refinery.config import ShardConfig
 from refinery.store import CommitRecord, CorpusStore
-from refinery.store.shards import write_shards
+from refinery.store.shards import ShardWriter
+
+def write_shards(batches, schema: pa.Schema, out_dir: Path, prefix: str, cfg: ShardConfig, rel_to: Path):
+    """Every record batch of `batches` as shards of `cfg`, through the store's ShardWriter."""
+    writer = ShardWriter(schema, out_dir, prefix, cfg, rel_to)
+    for records in batches:
+        writer.write(records)
+    return writer.close()
+
 
 SCHEMA = pa.schema([
     pa.field("doc_id", pa.string(), nullable=False),

@@ -10,12 +10,11 @@ from collections import Counter, defaultdict
 import pyarrow as pa
 import pytest
 
-from corpus_helpers import SCHEMA, Backend, add_commit, backend, make_docs, moto_endpoint  # noqa: F401
+from corpus_helpers import SCHEMA, Backend, add_commit, backend, make_docs, moto_endpoint, write_shards  # noqa: F401
 from refinery.config import ShardConfig
 from refinery.corpus import Corpus
 from refinery.corpus.mixture import MixtureError, MixtureSpec
 from refinery.store import CommitRecord, CorpusStore
-from refinery.store.shards import write_shards
 
 warnings.filterwarnings("ignore", message=".*worker processes in total.*")
 

@@ -111,13 +111,3 @@ class ShardWriter:
                 FileEntry(str(path.relative_to(self.rel_to)), self._shard_rows, path.stat().st_size, sha256_file(path))
             )
         self._writer, self._shard_bytes, self._shard_rows = None, 0, 0
-
-
-def write_shards(
-    batches: Iterable[pa.RecordBatch], schema: pa.Schema, out_dir: Path, prefix: str, cfg: ShardConfig, rel_to: Path
-) -> list[FileEntry]:
-    """All of `batches` as shards (see ShardWriter)."""
-    writer = ShardWriter(schema, out_dir, prefix, cfg, rel_to)
-    for batch in batches:
-        writer.write(batch)
-    return writer.close()
