@@ -128,8 +128,7 @@ class Featurized:
     """One set of pages' blocks, labels, label weights and features."""
 
     def __init__(self, pages: list[D.Page], snippet_weight: float = 1.0):
-        self.pages, self.blocks, self.titles, self.y, self.X, self.S, self.E, self.ids, self.bounds = (
-            [], [], [], [], [], [], [], [], [0])
+        self.pages, self.blocks, self.titles, self.y, self.X, self.S, self.E, self.ids = [], [], [], [], [], [], [], []
         self.label_weight: list[np.ndarray] = []  # 1 per gold-labelled block, snippet_weight per snippet label, 0 unlabelled
         for page in pages:
             rows = page_rows(page)
@@ -145,7 +144,6 @@ class Featurized:
             self.S.append(sparse_rows(blocks))
             self.ids.append(frame_ids(blocks))
             self.E.append(context_features(blocks, title, self.ids[-1]))
-            self.bounds.append(self.bounds[-1] + len(blocks))
 
     def matrix(self, idx: list[int]):
         """Pass 1's rows of pages `idx` (labelled blocks only), their labels and weights."""
@@ -208,13 +206,12 @@ def train(train_pages: list[D.Page], tune_pages: list[D.Page], l2: float = 1e-4,
     pass2 = fit_trees(np.vstack(Z)[keep], y[keep], w[keep], trees, depth, learning_rate)
     # the model as it will be loaded (thresholds exact, leaf values rounded): the tune figures are its own
     model = ExtractorModel.from_json(ExtractorModel(w1d, w1s, pass2, 0.5).to_json())
-    # threshold: best mean WCXB score on the tune domains (never reported)
-    T = Featurized(tune_pages)
-    scores = [model.scores(b, title) for b, title in zip(T.blocks, T.titles)]
+    # threshold: best mean WCXB score on the tune domains (never reported); the model computes its own features
+    tune = [(page, rows[0], model.scores(rows[0], rows[1])) for page in tune_pages if (rows := page_rows(page))]
     best = None
     for thr in np.round(np.arange(0.2, 0.71, 0.05), 2):
         f1s, kept, leaked = [], [], []
-        for page, blocks, s in zip(T.pages, T.blocks, scores):
+        for page, blocks, s in tune:
             text = "\n".join(b.text for b, k in zip(blocks, s >= thr) if k)
             f1s.append(D.word_f1(text, page.gold or "")[2])
             a, b = D.snippet_rates(text, page)
@@ -228,7 +225,7 @@ def train(train_pages: list[D.Page], tune_pages: list[D.Page], l2: float = 1e-4,
         if best is None or objective > best[0]:
             best = (objective, row)
     model.threshold = best[1][0]
-    info = {"train_pages": len(F.pages), "train_blocks": int(sum(m.sum() for m in labelled)), "tune_pages": len(T.pages),
+    info = {"train_pages": len(F.pages), "train_blocks": int(sum(m.sum() for m in labelled)), "tune_pages": len(tune),
             "threshold": model.threshold, "tune_f1": round(best[1][1], 4), "tune_kept": round(best[1][2], 4),
             "tune_leaked": round(best[1][3], 4), "l2": l2, "trees": trees, "depth": depth, "learning_rate": learning_rate,
             "snippet_weight": snippet_weight, "train_cpu_seconds": round(time.process_time() - t0, 1)}
