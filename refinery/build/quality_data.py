@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from refinery.build.pages import extract_texts
 from refinery.errors import InputError
 from refinery.files import parse_format_spec
-from refinery.models.quality_features import CJK_LANGS
+from refinery.scripts import CJK_LANGS
 
 FORMATS = ("lines", "jsonl", "wcxb", "wcxb-pages", "pages", "wcxb-pages-resiliparse", "pages-resiliparse",
            "wcxb-pages-recall", "pages-recall")

@@ -27,7 +27,8 @@ from typing import Any
 
 from refinery.models.metrics import percentiles as interpolated_percentiles
 from refinery.models import load_fasttext
-from refinery.models.quality_features import CJK_CHAR, CJK_LANGS, MAX_CHARS, SENTENCE_END
+from refinery.models.quality_features import MAX_CHARS, SENTENCE_END
+from refinery.scripts import CJK_LANGS, split_cjk
 from refinery.models.quality_stack import Stacker
 from refinery.models.registry import read_manifest
 
@@ -51,7 +52,7 @@ def preprocess(text: str, lang: str) -> str:
         if not tokens:
             continue
         if lang in CJK_LANGS:
-            tokens = [c for tok in tokens for c in (list(tok) if CJK_CHAR.search(tok) else [tok])]
+            tokens = split_cjk(tokens)
         n = len(line.strip())
         size = "_s_" if n < 30 else "_m_" if n < 80 else "_l_" if n < 200 else "_xl_"
         end = "_p_" if line.rstrip()[-1:] in SENTENCE_END else "_np_"

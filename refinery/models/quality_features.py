@@ -13,16 +13,15 @@ from __future__ import annotations
 import math
 import re
 
+from refinery.scripts import CJK_CHAR, CJK_LANGS
 from refinery.stop_words import DEFAULT_STOP_WORDS
 
-CJK_LANGS = frozenset({"zh", "ja", "ko"})  # scored by character, not by word
 MAX_CHARS = 20_000  # a document is scored (fastText and these features) on its first 20k characters
 SENTENCE_END = frozenset(".!?\"'”’:;)。！？」』）")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _DIGIT = re.compile(r"\d")
 _SYMBOL = re.compile(r"[^\w\s]")
 _SPACE = re.compile(r"\s")
-CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _BULLET = re.compile(r"^\s*(?:[-*•·▪►→>|]|\d{1,3}[.)])\s")
 # English function words (Gopher's 8 are too few to tell a menu from a sentence); other languages
 # use the quality stage's list, CJK the commonest particles.

@@ -28,19 +28,18 @@ from refinery.files import parse_format_spec
 from refinery.models import file_sha256, load_fasttext, package_version
 from refinery.models.metrics import classification_report, logit
 from refinery.models.registry import data_provenance, read_manifest, write_manifest
+from refinery.scripts import CJK_LANGS, split_cjk
 
 DATA_FORMATS = ("davidson", "olid", "cold", "jsonl", "clean-lines", "clean-wikitext", "clean-jsonl")
 # Formats whose every row is a non-toxic example (reference prose: counters the tweet-trained
 # classifiers' false positives on long, formal web text).  Metrics are reported apart for them.
 CLEAN_FORMATS = ("clean-lines", "clean-wikitext", "clean-jsonl")
 TOXIC, CLEAN = "__label__toxic", "__label__clean"
-CJK_LANGS = {"zh", "ja", "ko"}
 MAX_CHARS = 20_000  # a paragraph or document is classified on its first 20k characters
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _MENTION = re.compile(r"@\w+")
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 def preprocess(text: str, lang: str) -> str:
@@ -51,10 +50,7 @@ def preprocess(text: str, lang: str) -> str:
     text = _MENTION.sub(" _user_ ", text)
     tokens = _TOKEN.findall(text)
     if lang in CJK_LANGS:
-        out: list[str] = []
-        for tok in tokens:
-            out.extend(list(tok) if _CJK.search(tok) else [tok])
-        tokens = out
+        tokens = split_cjk(tokens)
     return " ".join(tokens)
 
 
