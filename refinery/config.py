@@ -133,10 +133,6 @@ def _validation_lines(source: str, prefix: str, err: ValidationError, model: Any
     return lines
 
 
-def _validation_message(source: str, prefix: str, err: ValidationError, model: Any = None) -> str:
-    return "\n".join(_validation_lines(source, prefix, err, model))
-
-
 def parse_pipeline(data: Any, source: str = "<memory>") -> PipelineConfig:
     """Validate a parsed YAML document into a PipelineConfig.
 
