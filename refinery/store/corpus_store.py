@@ -142,11 +142,16 @@ class CorpusStore:
         return file_lock(self.root / ".lock")
 
     def new_staging(self, batch_key: str) -> Path:
-        """A private staging directory for one attempt at one batch."""
+        """A private staging directory for one attempt at one batch.
+
+        Made under the store's lock: gc() (another batch starting, in this process or another)
+        removes a staging directory without an owner, so it must never see one between the
+        mkdir and the owner file."""
         path = self.staging_dir / f"{batch_key[:16]}-{uuid.uuid4().hex[:12]}"
-        path.mkdir(parents=True)
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        (path / "owner.json").write_text(json.dumps(owner))
+        with self.lock():
+            path.mkdir(parents=True)
+            (path / "owner.json").write_text(json.dumps(owner))
         return path
 
     def gc(self) -> list[str]:
